@@ -1,0 +1,7 @@
+"""`fraudstream kafka ...` (under construction)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="kafka commands (under construction).", no_args_is_help=True)

@@ -1,0 +1,112 @@
+"""The messages every component exchanges: one schema for the CSV, the stream, the API and the model.
+
+Numbers are strict (a string or a boolean is not a number) and finite (NaN and infinity are refused);
+unknown fields are refused. The ground-truth ``label`` travels beside the features and is never a model input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict
+
+FEATURES: tuple[str, ...] = ("Time", *(f"V{i}" for i in range(1, 29)), "Amount")
+"""Model inputs, in the order the model sees them."""
+LABEL_COLUMN = "Class"
+CSV_COLUMNS: tuple[str, ...] = (*FEATURES, LABEL_COLUMN)
+"""The 31 columns of the ULB creditcard.csv."""
+
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
+NonNegativeFloat = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a time zone (e.g. ...Z or +00:00)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+SEED_EXAMPLE: dict[str, float] = {
+    "Time": 0.0, "V1": -1.359807, "V2": -0.072781, "V3": 2.536347, "V4": 1.378155, "V5": -0.338321,
+    "V6": 0.462388, "V7": 0.239599, "V8": 0.098698, "V9": 0.363787, "V10": 0.090794, "V11": -0.551600,
+    "V12": -0.617801, "V13": -0.991390, "V14": -0.311169, "V15": 1.468177, "V16": -0.470401, "V17": 0.207971,
+    "V18": 0.025791, "V19": 0.403993, "V20": 0.251412, "V21": -0.018307, "V22": 0.277838, "V23": -0.110474,
+    "V24": 0.066928, "V25": 0.128539, "V26": -0.189115, "V27": 0.133558, "V28": -0.021053, "Amount": 149.62,
+}
+"""The first row of creditcard.csv (rounded to 6 decimals), a legitimate transaction: the seed's example."""
+
+
+class TransactionFeatures(BaseModel):
+    """One card transaction as the model sees it: ``Time``, the PCA components ``V1``..``V28``, ``Amount``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [SEED_EXAMPLE]})
+
+    Time: NonNegativeFloat = Field(description="Seconds since the first transaction of the data set.")
+    V1: FiniteFloat
+    V2: FiniteFloat
+    V3: FiniteFloat
+    V4: FiniteFloat
+    V5: FiniteFloat
+    V6: FiniteFloat
+    V7: FiniteFloat
+    V8: FiniteFloat
+    V9: FiniteFloat
+    V10: FiniteFloat
+    V11: FiniteFloat
+    V12: FiniteFloat
+    V13: FiniteFloat
+    V14: FiniteFloat
+    V15: FiniteFloat
+    V16: FiniteFloat
+    V17: FiniteFloat
+    V18: FiniteFloat
+    V19: FiniteFloat
+    V20: FiniteFloat
+    V21: FiniteFloat
+    V22: FiniteFloat
+    V23: FiniteFloat
+    V24: FiniteFloat
+    V25: FiniteFloat
+    V26: FiniteFloat
+    V27: FiniteFloat
+    V28: FiniteFloat
+    Amount: NonNegativeFloat = Field(description="Transaction amount.")
+
+    def as_row(self) -> list[float]:
+        return [getattr(self, name) for name in FEATURES]
+
+
+class Transaction(TransactionFeatures):
+    """A transaction on the ``transactions`` topic."""
+
+    transaction_id: str = Field(min_length=1, max_length=200, description="Stable id: file and row on replay.")
+    event_time: AwareDatetime = Field(description="When the transaction happened in the replayed stream.")
+    label: Literal[0, 1] | None = Field(None, description="Ground truth when known (replay); never a model input.")
+
+
+class Alert(BaseModel):
+    """A flagged transaction on the ``fraud-alerts`` topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transaction_id: str
+    score: float = Field(ge=0.0, le=1.0, description="Fraud probability from the model.")
+    threshold: float = Field(ge=0.0, le=1.0, description="The model's decision threshold; score >= threshold.")
+    model_name: str
+    model_version: str
+    event_time: AwareDatetime
+    scored_at: AwareDatetime
+    partition: int = Field(ge=0, description="Partition of the transaction on the transactions topic.")
+    offset: int = Field(ge=0, description="Offset of the transaction on the transactions topic.")
+    amount: float
+    label: Literal[0, 1] | None = None
+
+
+def feature_matrix(transactions: Sequence[TransactionFeatures]) -> np.ndarray:
+    """The model input for a batch: shape (n, 30), float32, columns in FEATURES order."""
+    return np.array([t.as_row() for t in transactions], dtype=np.float32).reshape(len(transactions), len(FEATURES))

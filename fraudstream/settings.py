@@ -1,0 +1,194 @@
+"""One validated configuration object per process, read from ``FRAUD_*`` variables and an optional ``.env``.
+
+Build it at the entry point with :func:`load_settings`, then pass it down. A bad value refuses to start with
+a :class:`~fraudstream.exceptions.ConfigurationError` that names the variable at fault.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fraudstream.exceptions import ConfigurationError
+from fraudstream.kafka.connection import KafkaConnection
+
+ENV_PREFIX = "FRAUD_"
+DEFAULT_STATE_DIR = Path(".fraudstream")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+TopicName = Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")]
+GroupId = Annotated[str, Field(min_length=1, max_length=255)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Every tunable of fraudstream. The environment variable is ``FRAUD_`` + the field name in capitals."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # ---- local state ---------------------------------------------------------------------------------------
+    state_dir: Path = Field(DEFAULT_STATE_DIR, description="Folder for local state: MLflow store, alert DB, broker.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # ---- Kafka ---------------------------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None, description="Bootstrap servers of an existing cluster. Unset: the local broker on 127.0.0.1."
+    )
+    kafka_local_port: Port = Field(9092, description="Port of the local broker started by `fraudstream kafka up`.")
+    kafka_cache_dir: Path = Field(
+        Path.home() / ".cache" / "fraudstream" / "kafka",
+        description="Where the local broker's jars are cached after the first download.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    kafka_options: dict[str, str] = Field(
+        default_factory=dict,
+        description='Extra librdkafka options as JSON, e.g. {"client.rack": "eu-1"}; passed through as given.',
+    )
+    topic_transactions: TopicName = "transactions"
+    topic_alerts: TopicName = "fraud-alerts"
+    topic_dlq: TopicName = "transactions.dlq"
+    topic_partitions: int = Field(3, ge=1, le=1000)
+    topic_replication_factor: int = Field(1, ge=1, le=10)
+
+    # ---- scorer --------------------------------------------------------------------------------------------
+    scorer_group_id: GroupId = "fraudstream-scorer"
+    scorer_batch_size: int = Field(1000, ge=1, le=100_000, description="Most messages scored in one transaction.")
+    scorer_batch_timeout_s: PositiveSeconds = Field(0.2, description="Longest wait to fill a batch.")
+    scorer_metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port of the scorer; 0 turns it off.")
+    model_poll_interval_s: PositiveSeconds = Field(10.0, description="How often the registry alias is checked.")
+
+    # ---- MLflow and the model gate -------------------------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(
+        None, description="Tracking URI. Unset: MLFLOW_TRACKING_URI, else a SQLite file in the state folder."
+    )
+    mlflow_artifact_location: str | None = Field(
+        None, description="Artifact root for a new experiment. Unset with a local store: <state_dir>/mlartifacts."
+    )
+    mlflow_experiment: str = Field("fraudstream", min_length=1)
+    model_name: str = Field("fraudstream-rf", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    model_alias: str = Field("production", min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    min_f1: float = Field(0.91, ge=0.0, le=1.0, description="Gate: a model registers only when test F1 >= this.")
+
+    # ---- data ----------------------------------------------------------------------------------------------
+    data_path: Path = Field(Path("data") / "creditcard.csv", description="The ULB creditcard.csv, when present.")
+
+    # ---- API and alert store -------------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: Port = 8000
+    api_key: SecretStr | None = Field(None, description="When set, every route but health needs this key.")
+    api_max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted.")
+    api_max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions in one /predict/batch call.")
+    api_run_sink: bool = Field(True, description="Run the fraud-alerts sink inside the API process.")
+    sink_group_id: GroupId = "fraudstream-alert-sink"
+    alert_store_url: str | None = Field(
+        None, description="SQLAlchemy URL of the alert store. Unset: a SQLite file in the state folder."
+    )
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        servers = [part.strip() for part in value.split(",") if part.strip()]
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port[,host:port...], got {server!r}")
+        return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "SASL needs FRAUD_KAFKA_SASL_MECHANISM, FRAUD_KAFKA_SASL_USERNAME and FRAUD_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    # ---- derived values ------------------------------------------------------------------------------------
+    @property
+    def uses_local_broker(self) -> bool:
+        """True when no cluster was named, so the local launcher's broker is the one to use."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_local_port}"
+
+    def kafka(self) -> KafkaConnection:
+        """The typed connection options every Kafka client of this process is built from."""
+        return KafkaConnection(
+            bootstrap_servers=self.bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_ca_location=self.kafka_ssl_ca_location,
+            extra=self.kafka_options,
+        )
+
+    @property
+    def tracking_uri(self) -> str:
+        """FRAUD_MLFLOW_TRACKING_URI, else MLflow's own MLFLOW_TRACKING_URI, else SQLite in the state folder."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Where a new experiment keeps its artifacts; None lets a tracking server decide."""
+        if self.mlflow_artifact_location:
+            return self.mlflow_artifact_location
+        if self.tracking_uri.startswith(("sqlite:", "file:", "/")):
+            return (self.state_dir / "mlartifacts").resolve().as_uri()
+        return None
+
+    @property
+    def alert_store(self) -> str:
+        return self.alert_store_url or f"sqlite:///{(self.state_dir / 'alerts.db').resolve()}"
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}@{self.model_alias}"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict safe to log: secrets stay masked by SecretStr, option values too."""
+        values = self.model_dump()
+        values["kafka_options"] = {key: "**********" for key in self.kafka_options}
+        return values
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise ConfigurationError naming each variable at fault."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) if error["loc"] else ""
+            where = env_name(field.split(".")[0]) if field else "settings"
+            problems.append(f"{where}: {error['msg']}")
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems)) from exc
