@@ -18,7 +18,7 @@ class KafkaConnection(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
-    extra: dict[str, str] = Field(default_factory=dict)
+    extra: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold secrets (ssl.key.password)
 
     def as_dict(self) -> dict[str, Any]:
         """librdkafka configuration (with secrets in clear: hand it to a client, never to a logger)."""

@@ -1,0 +1,181 @@
+"""Cluster administration every component shares: is the cluster reachable, and create the topics it needs.
+
+Works against any cluster (the local broker or ``FRAUD_KAFKA_BOOTSTRAP``). Topic creation is idempotent, so
+every entry point may call :func:`ensure_topics` at start-up without coordinating with the others.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+
+from fraudstream.exceptions import BrokerError
+from fraudstream.kafka.clients import admin_config
+from fraudstream.kafka.connection import KafkaConnection
+
+if TYPE_CHECKING:
+    from fraudstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What a metadata request said about the cluster."""
+
+    bootstrap: str
+    cluster_id: str | None
+    brokers: int
+    topics: frozenset[str]
+
+
+@dataclass(frozen=True)
+class TopicsReport:
+    """Outcome of :func:`ensure_topics`: which topics this call created, which were there already."""
+
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    partitions: dict[str, int] = field(default_factory=dict)
+
+
+def standard_topics(settings: Settings) -> dict[str, int]:
+    """The topics of the fraudstream flow (transactions, alerts, DLQ) with their partition counts."""
+    partitions = settings.topic_partitions
+    return {settings.topic_transactions: partitions, settings.topic_alerts: partitions, settings.topic_dlq: partitions}
+
+
+def admin_client(conn: KafkaConnection, **overrides: Any) -> AdminClient:
+    """An AdminClient whose librdkafka logs go to Python logging (not stderr)."""
+    return AdminClient({**admin_config(conn), **overrides})
+
+
+def probe_cluster(conn: KafkaConnection, *, timeout: float = 5.0, client: AdminClient | None = None) -> ClusterInfo:
+    """Ask the cluster for its metadata; raise BrokerError naming the bootstrap address when nobody answers."""
+    metadata = _metadata(conn, client or admin_client(conn), timeout)
+    return ClusterInfo(
+        bootstrap=conn.bootstrap_servers,
+        cluster_id=metadata.cluster_id,
+        brokers=len(metadata.brokers),
+        topics=frozenset(name for name in metadata.topics if not name.startswith("__")),
+    )
+
+
+def ensure_topics(
+    conn: KafkaConnection,
+    topics: Mapping[str, int] | Iterable[str],
+    *,
+    partitions: int = 3,
+    replication_factor: int = 1,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> TopicsReport:
+    """Create the topics that are missing and wait until every partition of them has a leader.
+
+    ``topics`` maps name to partition count, or lists names that all get ``partitions``. A topic that exists
+    already (or that another process creates at the same moment) is reported as existing and left as it is.
+    On return, producers and consumers can use every topic at once.
+    """
+    wanted = dict(topics) if isinstance(topics, Mapping) else dict.fromkeys(topics, partitions)
+    admin = admin_client(conn)
+    before = _metadata(conn, admin, timeout)
+    counts = {name: len(before.topics[name].partitions) for name in wanted if name in before.topics}
+    missing = {name: count for name, count in wanted.items() if name not in before.topics}
+    created = _create(admin, conn, missing, replication_factor, timeout) if missing else []
+    if missing:
+        counts.update(_await_leaders(admin, conn, list(missing), timeout))
+        log.info("created topics %s on %s", ", ".join(created) or "(none)", conn.bootstrap_servers)
+    existing = [name for name in wanted if name not in created]
+    for name in existing:
+        if counts[name] != wanted[name]:
+            log.warning("topic %s has %d partitions, not %d; left as it is", name, counts[name], wanted[name])
+    return TopicsReport(created=created, existing=existing, partitions={name: counts[name] for name in wanted})
+
+
+def delete_topics(conn: KafkaConnection, names: Iterable[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """Delete topics, ignoring those already gone (used to clean up after tests)."""
+    names = list(names)
+    if not names:
+        return
+    admin = admin_client(conn)  # keep a reference: a collected client cancels its pending requests
+    futures = admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if _code(exc) != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise BrokerError(f"cannot delete topic {name} on {conn.bootstrap_servers}: {_reason(exc)}") from exc
+
+
+def _metadata(conn: KafkaConnection, admin: AdminClient, timeout: float) -> ClusterMetadata:
+    try:
+        return admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"cannot reach Kafka at {conn.bootstrap_servers} within {timeout:g}s ({_reason(exc)}); "
+            "is it running? Start the local broker with `fraudstream kafka up`, or check FRAUD_KAFKA_BOOTSTRAP"
+        ) from exc
+
+
+def _await_leaders(admin: AdminClient, conn: KafkaConnection, names: list[str], timeout: float) -> dict[str, int]:
+    """Poll metadata until each new topic shows all its partitions with a leader; their partition counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = _metadata(conn, admin, timeout)
+        ready = {name: count for name in names if (count := _led_partitions(metadata, name))}
+        if len(ready) == len(names):
+            return ready
+        if time.monotonic() >= deadline:
+            late = ", ".join(name for name in names if name not in ready)
+            raise BrokerError(f"topics {late} on {conn.bootstrap_servers} lack partition leaders after {timeout:g}s")
+        time.sleep(0.05)
+
+
+def _led_partitions(metadata: ClusterMetadata, name: str) -> int:
+    """The partition count of a topic when every partition has a leader, else 0."""
+    topic = metadata.topics.get(name)
+    if topic is None or topic.error is not None or not topic.partitions:
+        return 0
+    if any(part.error is not None or part.leader < 0 for part in topic.partitions.values()):
+        return 0
+    return len(topic.partitions)
+
+
+def _create(
+    admin: AdminClient, conn: KafkaConnection, missing: Mapping[str, int], replication_factor: int, timeout: float
+) -> list[str]:
+    new_topics = [
+        NewTopic(name, num_partitions=count, replication_factor=replication_factor) for name, count in missing.items()
+    ]
+    futures = admin.create_topics(new_topics, operation_timeout=timeout, request_timeout=timeout)
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if _code(exc) == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise BrokerError(f"cannot create topic {name} on {conn.bootstrap_servers}: {_reason(exc)}") from exc
+        except concurrent.futures.TimeoutError as exc:
+            raise BrokerError(
+                f"creating topic {name} on {conn.bootstrap_servers} took longer than {timeout:g}s"
+            ) from exc
+        created.append(name)
+    return created
+
+
+def _code(exc: KafkaException) -> int | None:
+    error = exc.args[0] if exc.args else None
+    return error.code() if isinstance(error, KafkaError) else None
+
+
+def _reason(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else None
+    return error.str() if isinstance(error, KafkaError) else str(exc)

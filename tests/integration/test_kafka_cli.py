@@ -1,0 +1,109 @@
+"""`fraudstream kafka ...` run as a user runs it: real subprocesses, a real broker, a private state folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fraudstream.kafka.launcher import free_port
+
+FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
+STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, kafka_cache_dir: Path) -> dict[str, str]:
+    """The environment of a user with no cluster configured: the local broker on a free port, a private state."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FRAUD_")}
+    env.update(
+        FRAUD_STATE_DIR=str(tmp_path / "state"),
+        FRAUD_KAFKA_LOCAL_PORT=str(free_port()),
+        FRAUD_KAFKA_CACHE_DIR=str(kafka_cache_dir),
+        COLUMNS="200",
+    )
+    return env
+
+
+def kafka(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(FRAUDSTREAM), "kafka", *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def pid_in(output: str) -> int:
+    match = re.search(r"\(pid (\d+)\)", output)
+    assert match, output
+    return int(match.group(1))
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the local broker needs Java 17+")
+def test_up_status_topics_down_and_restart_keeps_data(cli_env: dict[str, str]) -> None:
+    address = f"127.0.0.1:{cli_env['FRAUD_KAFKA_LOCAL_PORT']}"
+    try:
+        first = kafka(cli_env, "up")
+        assert first.returncode == 0, first.stderr
+        assert f"Kafka is up at {address}" in first.stdout
+        assert "broker.log" in first.stdout
+
+        second = kafka(cli_env, "up")
+        assert second.returncode == 0, second.stderr
+        assert "already up" in second.stdout
+        assert pid_in(second.stdout) == pid_in(first.stdout)
+
+        status = kafka(cli_env, "status")
+        assert status.returncode == 0, status.stderr
+        assert f"Kafka is up at {address}" in status.stdout
+
+        topics = kafka(cli_env, "topics")
+        assert topics.returncode == 0, topics.stderr
+        assert all(name in topics.stdout for name in STANDARD_TOPICS)
+        assert topics.stdout.count("created") == 3
+
+        stopped = kafka(cli_env, "down")
+        assert stopped.returncode == 0, stopped.stderr
+        assert "stopped" in stopped.stdout
+
+        status = kafka(cli_env, "status")
+        assert status.returncode == 1
+        assert "Kafka is down" in status.stdout
+
+        again = kafka(cli_env, "up")
+        assert again.returncode == 0, again.stderr
+        assert f"Kafka is up at {address}" in again.stdout
+
+        kept = kafka(cli_env, "topics")
+        assert kept.returncode == 0, kept.stderr
+        assert kept.stdout.count("exists") == 3
+        assert "created" not in kept.stdout
+    finally:
+        kafka(cli_env, "down")
+    assert kafka(cli_env, "status").returncode == 1
+
+
+def test_an_external_cluster_is_left_alone_but_checked(cli_env: dict[str, str], kafka_bootstrap: str) -> None:
+    env = {**cli_env, "FRAUD_KAFKA_BOOTSTRAP": kafka_bootstrap}
+
+    for command in ("up", "down"):
+        result = kafka(env, command)
+        assert result.returncode == 0, result.stderr
+        assert "external cluster is configured" in result.stdout
+
+    status = kafka(env, "status")
+    assert status.returncode == 0, status.stderr
+    assert f"Kafka is up at {kafka_bootstrap}" in status.stdout
+
+
+def test_status_of_an_unreachable_external_cluster_fails(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "FRAUD_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+
+    status = kafka(env, "status", "--timeout", "1")
+
+    assert status.returncode == 1
+    assert "unreachable" in status.stdout
+    assert env["FRAUD_KAFKA_BOOTSTRAP"] in status.stdout

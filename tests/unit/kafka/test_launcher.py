@@ -1,0 +1,298 @@
+"""The local broker launcher without starting a broker: configuration, tool checks, ports, pid bookkeeping."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fraudstream.exceptions import BrokerError, ToolMissingError
+from fraudstream.kafka import launcher
+from fraudstream.kafka.launcher import (
+    KAFKA_VERSION,
+    LocalBroker,
+    free_port,
+    new_cluster_id,
+    port_in_use,
+    render_server_properties,
+)
+from fraudstream.settings import load_settings
+
+POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> LocalBroker:
+    return LocalBroker(port=free_port(), home=tmp_path / "home", cache_dir=tmp_path / "cache")
+
+
+def pretend_jars_cached(broker: LocalBroker) -> LocalBroker:
+    """Mark the jars as resolved before, so no Maven (and no network) is involved."""
+    broker.libs_dir.mkdir(parents=True)
+    (broker.libs_dir / ".fraudstream-complete").write_text("{}")
+    return broker
+
+
+@pytest.fixture
+def jars_cached(broker: LocalBroker) -> LocalBroker:
+    return pretend_jars_cached(broker)
+
+
+@pytest.fixture
+def listening_socket() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def properties(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return dict(pairs)
+
+
+# ---- configuration ---------------------------------------------------------------------------------------------
+def test_server_properties_describe_one_combined_kraft_node(tmp_path: Path) -> None:
+    rendered = properties(render_server_properties(port=19500, controller_port=19501, data_dir=tmp_path / "data"))
+
+    assert rendered["process.roles"] == "broker,controller"
+    assert rendered["node.id"] == "1"
+    assert rendered["controller.quorum.voters"] == "1@127.0.0.1:19501"
+    assert rendered["listeners"] == "PLAINTEXT://127.0.0.1:19500,CONTROLLER://127.0.0.1:19501"
+    assert rendered["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19500"
+    assert rendered["log.dirs"] == str(tmp_path / "data")
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+    ):
+        assert rendered[key] == "1", key
+    assert rendered["group.initial.rebalance.delay.ms"] == "0"
+    assert rendered["num.partitions"] == "3"
+    assert rendered["auto.create.topics.enable"] == "false"
+
+
+def test_packaged_pom_pins_the_launcher_version_and_the_slf4j_binding() -> None:
+    pom = ET.fromstring(resources.files("fraudstream.kafka").joinpath("pom.xml").read_text())
+    props = pom.find("m:properties", POM_NS)
+    assert props is not None
+    assert props.findtext("m:kafka.version", namespaces=POM_NS) == KAFKA_VERSION
+    artifacts = {dep.findtext("m:artifactId", namespaces=POM_NS) for dep in pom.iterfind(".//m:dependency", POM_NS)}
+    assert artifacts == {"kafka_2.13", "log4j-slf4j-impl"}
+
+
+def test_packaged_log4j_config_writes_to_stdout() -> None:
+    config = yaml.safe_load(resources.files("fraudstream.kafka").joinpath("log4j2.yaml").read_text())
+    assert config["Configuration"]["Appenders"]["Console"]["target"] == "SYSTEM_OUT"
+
+
+def test_cluster_ids_look_like_kafkas() -> None:
+    ids = {new_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(cid) == 22 and not cid.startswith("-") and "=" not in cid for cid in ids)
+
+
+def test_from_settings_uses_the_state_folder_port_and_cache(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "st", kafka_local_port=29999, kafka_cache_dir=tmp_path / "jars")
+    broker = LocalBroker.from_settings(settings)
+
+    assert broker.bootstrap == "127.0.0.1:29999"
+    assert broker.home == (tmp_path / "st" / "kafka").resolve()
+    assert broker.libs_dir == (tmp_path / "jars" / KAFKA_VERSION / "libs").resolve()
+
+
+# ---- tools -------------------------------------------------------------------------------------------------------
+def test_missing_java_says_what_to_install(broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher.shutil, "which", lambda name: None if name == "java" else f"/usr/bin/{name}")
+
+    with pytest.raises(ToolMissingError, match=r"Java 17\+") as caught:
+        broker.up()
+    assert "FRAUD_KAFKA_BOOTSTRAP" in str(caught.value)
+
+
+def test_missing_maven_says_what_to_install(broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher.shutil, "which", lambda name: None if name == "mvn" else f"/usr/bin/{name}")
+
+    with pytest.raises(ToolMissingError, match=r"Maven 3\.6\+") as caught:
+        broker.ensure_jars()
+    assert "FRAUD_KAFKA_BOOTSTRAP" in str(caught.value)
+
+
+def test_cached_jars_need_no_maven(jars_cached: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher.shutil, "which", lambda name: None)
+
+    assert jars_cached.ensure_jars() == jars_cached.libs_dir
+
+
+def test_old_java_is_refused(jars_cached: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(launcher, "java_major_version", lambda java: 11)
+
+    with pytest.raises(ToolMissingError, match=r"needs Java 17\+.*Java 11"):
+        jars_cached.up()
+
+
+def fake_maven(bin_dir: Path, script: str) -> None:
+    bin_dir.mkdir()
+    mvn = bin_dir / "mvn"
+    mvn.write_text(f"#!{sys.executable}\nimport pathlib, sys\n{script}")
+    mvn.chmod(mvn.stat().st_mode | stat.S_IXUSR)
+
+
+def test_jars_are_resolved_once_into_place(
+    broker: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_maven(
+        tmp_path / "bin",
+        "out = pathlib.Path(next(a for a in sys.argv if a.startswith('-DoutputDirectory=')).split('=', 1)[1])\n"
+        "out.mkdir(parents=True)\n"
+        f"(out / 'kafka_2.13-{KAFKA_VERSION}.jar').write_bytes(b'jar')\n"
+        "print('[INFO] Downloaded from central: https://repo/x/kafka-clients-4.4.0.jar (9 MB at 3 MB/s)')\n",
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    seen: list[str] = []
+
+    libs = broker.ensure_jars(progress=seen.append)
+
+    assert libs == broker.libs_dir
+    assert (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
+    assert broker.jars_ready()
+    assert seen == ["Maven: downloaded 1 files (kafka-clients-4.4.0.jar)"]
+    assert [p.name for p in libs.parent.iterdir()] == ["libs"]  # no temporary folder left behind
+
+
+def test_maven_failure_shows_its_output(broker: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_maven(tmp_path / "bin", "print('[ERROR] Could not resolve org.apache.kafka:kafka_2.13')\nsys.exit(1)\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+
+    with pytest.raises(BrokerError, match=r"Could not resolve org\.apache\.kafka:kafka_2\.13"):
+        broker.ensure_jars()
+    assert not broker.jars_ready()
+    assert list(broker.libs_dir.parent.iterdir()) == []
+
+
+# ---- ports and processes ---------------------------------------------------------------------------------------
+def test_port_in_use_is_detected(listening_socket: int) -> None:
+    assert port_in_use(listening_socket)
+    assert not port_in_use(free_port())
+
+
+def test_up_refuses_a_port_held_by_another_process(tmp_path: Path, listening_socket: int) -> None:
+    broker = LocalBroker(port=listening_socket, home=tmp_path / "home", cache_dir=tmp_path / "cache")
+
+    with pytest.raises(BrokerError, match=rf"port {listening_socket} is in use by another process.*FRAUD_KAFKA_LOCAL"):
+        broker.up()
+    assert not broker.pid_file.exists()
+    assert not broker.libs_dir.exists()  # refused before any download
+
+
+def test_status_when_nothing_runs(broker: LocalBroker) -> None:
+    status = broker.status()
+
+    assert not status.running
+    assert status.pid is None
+    assert status.bootstrap == broker.bootstrap
+    assert status.log_file == broker.home / "broker.log"
+    assert status.data_dir == broker.home / "data"
+    assert broker.down() is None
+
+
+def test_stale_pid_file_is_reported_down_and_cleaned(broker: LocalBroker) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    broker.home.mkdir(parents=True)
+    broker.pid_file.write_text(f"{dead.pid}\n")
+
+    assert not broker.status().running
+    assert broker.pid_file.exists()  # status only reads
+    assert broker.down() is None
+    assert not broker.pid_file.exists()
+
+
+def test_a_live_pid_that_is_not_our_broker_is_never_signalled(broker: LocalBroker) -> None:
+    broker.home.mkdir(parents=True)
+    broker.pid_file.write_text(f"{os.getpid()}\n")  # this test process: alive, but not kafka.Kafka
+
+    assert not broker.status().running
+    assert broker.down() is None
+    assert not broker.pid_file.exists()
+
+
+def test_garbage_in_the_pid_file_counts_as_stale(broker: LocalBroker) -> None:
+    broker.home.mkdir(parents=True)
+    broker.pid_file.write_text("not a pid")
+
+    assert not broker.status().running
+    assert broker.down() is None
+    assert not broker.pid_file.exists()
+
+
+@pytest.fixture
+def fake_broker(broker: LocalBroker) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start stand-ins whose command line looks like this home's broker (kafka.Kafka + its properties file)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(ignore_sigterm: bool = False) -> subprocess.Popen[str]:
+        code = "import signal, sys, time\n"
+        if ignore_sigterm:
+            code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        code += "print('ready', flush=True)\ntime.sleep(60)\n"
+        broker.home.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-c", code, "kafka.Kafka", str(broker.properties_file)]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+        broker.pid_file.write_text(f"{process.pid}\n")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_down_stops_our_broker_with_sigterm(
+    broker: LocalBroker, fake_broker: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    process = fake_broker()
+    assert broker.status().running
+    assert broker.status().pid == process.pid
+
+    assert broker.down(timeout=10) == process.pid
+    assert process.poll() is not None  # down() waited for the exit (and reaped it: the exit code is gone)
+    assert not broker.pid_file.exists()
+    assert "SIGKILL" not in caplog.text
+
+
+def test_down_escalates_to_sigkill(
+    broker: LocalBroker, fake_broker: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    process = fake_broker(ignore_sigterm=True)
+
+    assert broker.down(timeout=0.5) == process.pid
+    assert process.poll() is not None
+    assert "sending SIGKILL" in caplog.text
+
+
+def test_up_refuses_to_move_a_running_broker_to_another_port(
+    broker: LocalBroker, fake_broker: Callable[..., Any]
+) -> None:
+    fake_broker()
+    old = render_server_properties(port=broker.port + 1, controller_port=1, data_dir=broker.data_dir)
+    broker.properties_file.write_text(old)
+
+    with pytest.raises(BrokerError, match=rf"already runs on port {broker.port + 1}.*kafka down"):
+        broker.up()
