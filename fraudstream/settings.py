@@ -7,11 +7,12 @@ a :class:`~fraudstream.exceptions.ConfigurationError` that names the variable at
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from fraudstream.exceptions import ConfigurationError
 from fraudstream.kafka.connection import KafkaConnection
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     kafka_ssl_ca_location: str | None = None
     kafka_options: dict[str, str] = Field(
         default_factory=dict,
+        repr=False,  # values may hold secrets (ssl.key.password, ...)
         description='Extra librdkafka options as JSON, e.g. {"client.rack": "eu-1"}; passed through as given.',
     )
     topic_transactions: TopicName = "transactions"
@@ -72,6 +74,23 @@ class Settings(BaseSettings):
     scorer_batch_timeout_s: PositiveSeconds = Field(0.2, description="Longest wait to fill a batch.")
     scorer_metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port of the scorer; 0 turns it off.")
     model_poll_interval_s: PositiveSeconds = Field(10.0, description="How often the registry alias is checked.")
+    scorer_transactional_id: str | None = Field(
+        None,
+        min_length=1,
+        description="Stable transactional.id of this scorer replica (e.g. the pod name), so a restarted replica "
+        "fences its crashed predecessor at once. Unset: derived from the group, host and process id.",
+    )
+    scorer_transaction_timeout_ms: int = Field(
+        20_000, ge=1000, le=900_000, description="How long an abandoned scorer transaction may block readers."
+    )
+    scorer_session_timeout_ms: int = Field(
+        45_000,
+        ge=1000,
+        le=3_600_000,
+        description="How long the group waits for a silent scorer (e.g. killed) before giving its partitions "
+        "to the others. The broker's group.min.session.timeout.ms (6 s by default) is the floor.",
+    )
+    scorer_status_interval_s: PositiveSeconds = Field(10.0, description="Seconds between the scorer's status lines.")
 
     # ---- MLflow and the model gate -------------------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(
@@ -96,6 +115,11 @@ class Settings(BaseSettings):
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions in one /predict/batch call.")
     api_run_sink: bool = Field(True, description="Run the fraud-alerts sink inside the API process.")
     sink_group_id: GroupId = "fraudstream-alert-sink"
+    sink_batch_size: int = Field(500, ge=1, le=100_000, description="Most alerts the sink stores in one write.")
+    sink_batch_timeout_s: PositiveSeconds = Field(0.5, description="Longest wait of the sink to fill a batch.")
+    api_ready_max_sink_lag: int | None = Field(
+        None, ge=0, description="/readyz fails when the in-process sink lags more alerts than this. Unset: no limit."
+    )
     alert_store_url: str | None = Field(
         None, description="SQLAlchemy URL of the alert store. Unset: a SQLite file in the state folder."
     )
@@ -185,6 +209,12 @@ def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings; raise ConfigurationError naming each variable at fault."""
     try:
         return Settings(**overrides)
+    except SettingsError as exc:  # a value the source could not even parse, e.g. malformed JSON
+        match = re.search(r'field "(\w+)"', str(exc))
+        where = env_name(match.group(1)) if match else "settings"
+        raise ConfigurationError(
+            f"invalid configuration:\n  {where}: cannot parse the value ({exc.__cause__})"
+        ) from exc
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fraudstream.exceptions import ConfigurationError
 from fraudstream.logs import configure_logging
@@ -24,7 +25,7 @@ def settings_or_exit(**overrides: object) -> Settings:
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigurationError as exc:
-        err_console.print(f"[red]configuration error[/red]: {exc}")
+        err_console.print(f"[red]configuration error[/red]: {escape(str(exc))}")
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.log_format)
     return settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from fraudstream import __version__
 from fraudstream.cli.common import err_console, example
@@ -47,5 +48,5 @@ def run() -> None:
     try:
         app()
     except FraudstreamError as exc:
-        err_console.print(f"[red]error[/red]: {exc}")
+        err_console.print(f"[red]error[/red]: {escape(str(exc))}")
         sys.exit(1)

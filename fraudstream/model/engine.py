@@ -1,0 +1,59 @@
+"""The scoring engine: the registered forest compiled to ONNX and run by ONNX Runtime on one thread.
+
+Why not the sklearn object itself: measured on our 2 cores, sklearn's RandomForest costs ~23 ms for one row
+with its default n_jobs=-1 (thread start-up) and ~4.6 ms with n_jobs=1, while ONNX Runtime scores one row in
+~8 us and batches at ~275k rows/s, with fraud probabilities within 1e-6 of sklearn's. The trainer checks that
+parity for every model it registers and records the largest difference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fraudstream.exceptions import ModelLoadError
+
+PROBABILITIES_OUTPUT = "probabilities"
+FRAUD_CLASS_INDEX = 1
+
+
+class OnnxEngine:
+    """Fraud probabilities from an ONNX classifier whose second output column is the fraud class."""
+
+    def __init__(self, onnx_bytes: bytes) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # One thread each: the callers (scorer, API) already batch or serve one row at a time, and thread
+        # pools only add latency at these sizes on a 2-core machine.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self._session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelLoadError(f"the ONNX model cannot be loaded: {exc}") from exc
+        inputs = self._session.get_inputs()
+        outputs = [output.name for output in self._session.get_outputs()]
+        if len(inputs) != 1 or PROBABILITIES_OUTPUT not in outputs:
+            raise ModelLoadError(f"unexpected ONNX signature: inputs {inputs}, outputs {outputs}")
+        self._input = inputs[0].name
+        self.n_features = int(inputs[0].shape[1])
+
+    @classmethod
+    def from_path(cls, path: Path) -> OnnxEngine:
+        try:
+            return cls(path.read_bytes())
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+
+    def fraud_probability(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities of fraud for an (n, n_features) matrix; float64, shape (n,)."""
+        matrix = np.ascontiguousarray(features, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
+            raise ValueError(f"expected shape (n, {self.n_features}), got {matrix.shape}")
+        if matrix.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        (probabilities,) = self._session.run([PROBABILITIES_OUTPUT], {self._input: matrix})
+        return probabilities[:, FRAUD_CLASS_INDEX].astype(np.float64)

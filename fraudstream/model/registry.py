@@ -1,0 +1,93 @@
+"""Access to the MLflow model registry: which version serves, and loading it for scoring.
+
+The serving version is the one holding the alias (``production`` by default), loaded as
+``models:/<name>@<alias>``. Registry aliases replace the deprecated stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fraudstream.exceptions import ModelLoadError, ModelNotFoundError
+from fraudstream.model.engine import OnnxEngine
+from fraudstream.model.serving import METADATA_KEY, FraudModel, ServingSpec
+from fraudstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A registered model version as the registry reports it."""
+
+    name: str
+    version: str
+    run_id: str | None
+
+
+def configure_mlflow(settings: Settings) -> None:
+    """Point this process's MLflow at the configured tracking and registry store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+
+
+class ModelRegistry:
+    """The registered model named in the settings, and the version its alias points to."""
+
+    def __init__(self, settings: Settings) -> None:
+        from mlflow import MlflowClient
+
+        configure_mlflow(settings)
+        self.name = settings.model_name
+        self.alias = settings.model_alias
+        self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}@{self.alias}"
+
+    def serving_version(self) -> VersionRef | None:
+        """The version holding the alias, or None when there is no such model or alias yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.get_model_version_by_alias(self.name, self.alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
+        return VersionRef(name=found.name, version=str(found.version), run_id=found.run_id)
+
+    def load(self, version: str) -> FraudModel:
+        """Download one version's MLmodel and ONNX file and build the scoring model from them."""
+        import mlflow
+        from mlflow.models import Model
+
+        uri = f"models:/{self.name}/{version}"
+        with tempfile.TemporaryDirectory(prefix="fraudstream-model-") as tmp:
+            try:
+                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+                metadata = Model.load(str(local / "MLmodel")).metadata or {}
+            except Exception as exc:  # MLflow raises many kinds here (store, file system, YAML)
+                raise ModelLoadError(f"cannot download {uri}: {exc}") from exc
+            if METADATA_KEY not in metadata:
+                raise ModelLoadError(f"{uri} was not logged by the fraudstream trainer (no serving metadata)")
+            spec = ServingSpec.model_validate(metadata[METADATA_KEY])
+            engine = OnnxEngine.from_path(local / spec.onnx_path)
+        run_id = self.client.get_model_version(self.name, version).run_id
+        log.info("loaded model", extra={"model": self.name, "version": version, "threshold": spec.threshold})
+        return FraudModel(name=self.name, version=str(version), threshold=spec.threshold, engine=engine, run_id=run_id)
+
+    def load_serving(self) -> FraudModel:
+        """The model behind the alias; ModelNotFoundError says to run the trainer when there is none."""
+        ref = self.serving_version()
+        if ref is None:
+            raise ModelNotFoundError(
+                f"no version of model {self.name!r} has the alias {self.alias!r} yet: run `fraudstream train`"
+            )
+        return self.load(ref.version)

@@ -1,0 +1,192 @@
+"""The trainer against a real MLflow store (SQLite in a temp folder) on small synthetic data and small forests."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from imblearn.over_sampling import SMOTE
+from mlflow import MlflowClient
+
+from fraudstream.data.synth import write_synthetic
+from fraudstream.model.registry import ModelRegistry
+from fraudstream.schemas import FEATURES, LABEL_COLUMN
+from fraudstream.settings import Settings, load_settings
+from trainer.config import TrainConfig
+from trainer.gate import Outcome
+from trainer.service import TrainResult, train
+from trainer.split import stratified_indices
+from trainer.tracking import PREDICTIONS_ARTIFACT
+
+SMALL_FOREST = {"n_estimators": 15, "max_depth": 8, "n_jobs": 1, "bootstrap_rounds": 200, "seed": 7}
+WEAK_FOREST = {"n_estimators": 1, "max_depth": 2, "n_jobs": 1, "bootstrap_rounds": 200, "seed": 7}
+GATE = 0.5
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("trainer")
+
+
+@pytest.fixture(scope="module")
+def learnable_csv(workspace: Path) -> Path:
+    return write_synthetic(workspace / "learnable_synthetic.csv", rows=30_000, seed=11, fraud_rate=0.01)
+
+
+@pytest.fixture(scope="module")
+def unlearnable_csv(workspace: Path) -> Path:
+    return write_synthetic(workspace / "noise_synthetic.csv", rows=20_000, seed=5, fraud_rate=0.01, separation=0.0)
+
+
+@pytest.fixture(scope="module")
+def settings(workspace: Path) -> Settings:
+    return load_settings(state_dir=workspace / "state", model_name="fraud-test", min_f1=GATE)
+
+
+@pytest.fixture(scope="module")
+def first_run(settings: Settings, learnable_csv: Path) -> TrainResult:
+    return train(settings, TrainConfig(data=learnable_csv, **SMALL_FOREST))
+
+
+def _predictions(client: MlflowClient, run_id: str, tmp: Path) -> pd.DataFrame:
+    local = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, str(tmp))
+    return pd.read_csv(local)
+
+
+def test_a_learnable_set_is_registered_and_promoted_with_metrics_and_plots(
+    settings: Settings, first_run: TrainResult
+) -> None:
+    assert first_run.decision.outcome is Outcome.PROMOTED
+    assert first_run.exit_code == 0
+    client = MlflowClient(settings.tracking_uri)
+    production = client.get_model_version_by_alias(settings.model_name, "production")
+    assert str(production.version) == first_run.version
+    assert production.run_id == first_run.run_id
+    assert production.tags["gate.decision"] == "promoted"
+
+    run = client.get_run(first_run.run_id)
+    for metric in (
+        "test_f1",
+        "test_precision",
+        "test_recall",
+        "test_pr_auc",
+        "test_roc_auc",
+        "test_accuracy",
+        "test_f1_ci_low",
+        "test_f1_ci_high",
+        "test_tp",
+        "threshold",
+        "val_f1",
+    ):
+        assert metric in run.data.metrics, metric
+    assert run.data.metrics["test_f1"] == pytest.approx(first_run.evaluation.f1)
+    assert run.data.metrics["test_f1"] >= GATE
+    assert run.data.params["n_estimators"] == "15"
+    assert run.data.tags["data.sha256"] == first_run.summary.sha256
+    plots = {item.path for item in client.list_artifacts(first_run.run_id, "plots")}
+    assert plots == {"plots/pr_curve.png", "plots/confusion_matrix.png", "plots/feature_importances.png"}
+
+
+def test_smote_never_touches_test_rows(
+    settings: Settings, learnable_csv: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[np.ndarray] = []
+    original = SMOTE.fit_resample
+
+    def recording_fit_resample(self: SMOTE, X: pd.DataFrame, y: np.ndarray, **params: object) -> object:
+        seen.append(np.asarray(X))
+        return original(self, X, y, **params)
+
+    # Spy on imblearn's own class (a subclass would be refused by the skops trusted-type check, rightly).
+    monkeypatch.setattr(SMOTE, "fit_resample", recording_fit_resample)
+    config = TrainConfig(data=learnable_csv, min_f1=1.0, **SMALL_FOREST)  # gate refuses: nothing registered
+    result = train(settings, config)
+
+    frame = pd.read_csv(learnable_csv)
+    labels = frame[LABEL_COLUMN].to_numpy()
+    _, plain_test = stratified_indices(labels, config.test_size, config.seed)
+    assert result.split_sizes["test"] == (len(plain_test), int(labels[plain_test].sum()))
+    logged = _predictions(MlflowClient(settings.tracking_uri), result.run_id, tmp_path)
+    assert len(logged) == len(plain_test)
+    assert logged["label"].sum() == labels[plain_test].sum()
+    assert logged["label"].mean() == pytest.approx(labels.mean(), abs=0.002)  # the natural rate, not SMOTE's
+
+    (resampled_input,) = seen  # SMOTE ran once, on the fit rows only
+    assert len(resampled_input) == result.split_sizes["fit"][0]
+    test_rows = {tuple(row) for row in frame.iloc[plain_test][list(FEATURES)].to_numpy()}
+    assert not test_rows & {tuple(row) for row in resampled_input}
+
+
+def test_the_production_model_reproduces_the_runs_test_predictions(
+    settings: Settings, first_run: TrainResult, learnable_csv: Path, tmp_path: Path
+) -> None:
+    import mlflow.sklearn
+
+    client = MlflowClient(settings.tracking_uri)
+    logged = _predictions(client, first_run.run_id, tmp_path)
+    frame = pd.read_csv(learnable_csv)
+    features = frame.iloc[logged["row"].to_numpy()][list(FEATURES)]
+
+    served = ModelRegistry(settings).load_serving()  # models:/fraud-test@production through the kernel
+    assert served.version == first_run.version
+    assert served.threshold == pytest.approx(client.get_run(first_run.run_id).data.metrics["threshold"])
+    scores = served.score(features.to_numpy(dtype=np.float32))
+    np.testing.assert_allclose(scores, logged["score"], atol=1e-6)
+    np.testing.assert_array_equal(served.flags(scores).astype(int), logged["flagged"])
+
+    sklearn_model = mlflow.sklearn.load_model(settings.model_uri)  # skops, with the trusted types recorded
+    np.testing.assert_allclose(sklearn_model.predict_proba(features)[:, 1], logged["score"], atol=1e-5)
+
+
+def test_a_worse_model_that_passes_the_gate_is_registered_not_promoted(
+    settings: Settings, first_run: TrainResult, learnable_csv: Path
+) -> None:
+    result = train(settings, TrainConfig(data=learnable_csv, **WEAK_FOREST))
+    assert result.evaluation.f1 >= GATE, "the weak model must still pass the gate for this test to mean anything"
+    assert result.decision.outcome is Outcome.REGISTERED
+    assert result.exit_code == 3
+    client = MlflowClient(settings.tracking_uri)
+    assert str(client.get_model_version_by_alias(settings.model_name, "production").version) == first_run.version
+    version = client.get_model_version(settings.model_name, result.version)
+    assert version.tags["gate.decision"] == "registered"
+    assert "below production" in version.tags["gate.reason"]
+    assert float(version.tags["gate.production_f1"]) == pytest.approx(first_run.evaluation.f1, abs=1e-4)
+    assert client.get_run(result.run_id).data.tags["gate.decision"] == "registered"
+
+
+def test_a_set_that_cannot_reach_the_gate_registers_nothing(settings: Settings, unlearnable_csv: Path) -> None:
+    client = MlflowClient(settings.tracking_uri)
+    before = {v.version for v in client.search_model_versions(f"name='{settings.model_name}'")}
+    result = train(settings, TrainConfig(data=unlearnable_csv, **SMALL_FOREST))
+    assert result.decision.outcome is Outcome.REFUSED
+    assert result.exit_code == 4
+    assert result.version is None
+    assert {v.version for v in client.search_model_versions(f"name='{settings.model_name}'")} == before
+    tags = client.get_run(result.run_id).data.tags
+    assert tags["gate.decision"] == "refused"
+    assert "below the gate" in tags["gate.reason"]
+    assert f"{result.evaluation.f1:.4f}" in tags["gate.reason"]
+
+
+def test_cli_prints_the_metrics_table_and_exits_with_the_outcome(
+    settings: Settings, unlearnable_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from fraudstream.cli import main
+
+    main._register()
+    monkeypatch.setenv("FRAUD_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("FRAUD_MODEL_NAME", settings.model_name)
+    result = CliRunner().invoke(
+        main.app,
+        ["train", "--data", str(unlearnable_csv), "--n-estimators", "5", "--max-depth", "4", "--n-jobs", "1"],
+    )
+    assert result.exit_code == 4, result.output
+    assert "F1 (fraud)" in result.output
+    assert "refused" in result.output
+    assert "--min-f1" in result.output  # says how to lower the gate
+    assert io.StringIO(result.output).read().count("✓") >= 5  # a status line per stage
