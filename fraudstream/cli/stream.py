@@ -1,9 +1,186 @@
-"""stream commands (under construction)."""
+"""`fraudstream replay` and `fraudstream score`: thin commands over producer.bootstrap and scorer.bootstrap."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fraudstream.cli.common import console, example, settings_or_exit
+
+if TYPE_CHECKING:
+    from producer.replay import ReplayStats
+    from scorer.loop import ScorerStatus
+
+
+def replay(
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="CSV to replay (default: FRAUD_DATA_PATH if present, else a synthetic set).",
+        dir_okay=False,
+    ),
+    rate: float | None = typer.Option(None, "--rate", help="Pace: transactions per second."),
+    speed: float | None = typer.Option(None, "--speed", help="Pace: multiple of real time from the Time column."),
+    limit: int | None = typer.Option(None, "--limit", help="Send at most this many rows per pass.", min=0),
+    start: int = typer.Option(0, "--start", help="First data row to send (0-based, header excluded).", min=0),
+    loop: bool = typer.Option(False, "--loop", help="Start over at the end, until Ctrl-C."),
+) -> None:
+    """Replay a creditcard.csv onto the transactions topic as JSON, keyed by a stable transaction_id."""
+    from fraudstream.shutdown import GracefulStop
+    from producer.bootstrap import bootstrap
+    from producer.pacing import Pace
+    from producer.replay import ReplayOptions
+
+    settings = settings_or_exit()
+    options = ReplayOptions(data=data, pace=Pace(rate=rate, speed=speed), limit=limit, start=start, loop=loop)
+    with GracefulStop() as stop, _replay_progress() as progress:
+        task = progress.add_task("replaying", total=None, rate=0.0, delivered=0, failed=0)
+
+        def show(stats: ReplayStats) -> None:
+            progress.update(
+                task,
+                completed=stats.sent,
+                total=stats.total,
+                rate=stats.rate,
+                delivered=stats.delivered,
+                failed=stats.failed,
+            )
+
+        replayer = bootstrap(settings, options, stop=stop, progress=show)
+        progress.console.print(
+            f"Replaying [bold]{replayer.stats.source}[/bold]"
+            + (" [yellow](SYNTHETIC data)[/yellow]" if replayer.stats.synthetic else "")
+            + f" to [bold]{settings.topic_transactions}[/bold] on {settings.bootstrap_servers}, "
+            f"{options.pace.describe()}" + (", looping" if loop else ""),
+            soft_wrap=True,
+        )
+        stats = replayer.run()
+    console.print(_replay_summary(stats, options.pace.describe()))
+    if stats.interrupted:
+        console.print(f"[yellow]stopped by {stop.signal_name or 'request'}[/yellow] after flushing what was sent")
+    if stats.failed or stats.undelivered:
+        console.print(f"[red]{stats.failed + stats.undelivered:,} transactions were not delivered[/red]")
+        raise typer.Exit(1)
+
+
+def score(
+    group_id: str | None = typer.Option(None, "--group-id", help="Consumer group (default: FRAUD_SCORER_GROUP_ID)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Most messages per transaction.", min=1),
+    batch_timeout: float | None = typer.Option(None, "--batch-timeout", help="Longest wait to fill a batch (s)."),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus port (0: off).", min=0),
+    transactional_id: str | None = typer.Option(
+        None, "--transactional-id", help="Stable transactional.id of this replica (fences a crashed predecessor)."
+    ),
+) -> None:
+    """Score transactions exactly once with the production model: alerts to fraud-alerts, bad messages to the DLQ."""
+    from scorer.bootstrap import run_scorer
+
+    settings = settings_or_exit(
+        scorer_group_id=group_id,
+        scorer_batch_size=batch_size,
+        scorer_batch_timeout_s=batch_timeout,
+        scorer_metrics_port=metrics_port,
+        scorer_transactional_id=transactional_id,
+    )
+    console.print(
+        f"Scoring [bold]{settings.topic_transactions}[/bold] on {settings.bootstrap_servers} "
+        f"(group {settings.scorer_group_id}) with [bold]{settings.model_uri}[/bold]; "
+        f"alerts to {settings.topic_alerts}, bad messages to {settings.topic_dlq}"
+        + (f"; metrics on :{settings.scorer_metrics_port}/metrics" if settings.scorer_metrics_port else ""),
+        soft_wrap=True,
+    )
+    status = run_scorer(settings, on_status=_StatusLine(settings.model_name))
+    console.print(
+        f"[green]stopped cleanly[/green]: {status.consumed:,} consumed, {status.scored:,} scored, "
+        f"{status.alerts:,} alerts, {status.dead_letters:,} to the DLQ in {status.batches:,} committed batches"
+        + (f" ({status.aborted} aborted and retried)" if status.aborted else ""),
+        soft_wrap=True,
+    )
+
+
+class _StatusLine:
+    """Prints one status line per interval, with the rate since the previous line."""
+
+    def __init__(self, model_name: str) -> None:
+        self._model_name = model_name
+        self._last = (time.monotonic(), 0)
+        self._waiting_said = False
+
+    def __call__(self, status: ScorerStatus) -> None:
+        now = time.monotonic()
+        if status.waiting_for_model:
+            if not self._waiting_said:
+                console.print(
+                    f"waiting for a production model of {self._model_name!r} (run `fraudstream train`) ...",
+                    soft_wrap=True,
+                )
+                self._waiting_said = True
+            return
+        then, consumed = self._last
+        rate = (status.consumed - consumed) / (now - then) if now > then else 0.0
+        self._last = (now, status.consumed)
+        console.print(
+            f"[dim]{time.strftime('%H:%M:%S')}[/dim] model v{status.model_version} | "
+            f"{len(status.partitions)} partitions | consumed {status.consumed:,} | scored {status.scored:,} | "
+            f"alerts {status.alerts:,} | DLQ {status.dead_letters:,} | {rate:,.0f} tx/s",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _replay_progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:,.0f} tx/s"),
+        TextColumn("delivered {task.fields[delivered]:,}  failed {task.fields[failed]:,}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _replay_summary(stats: ReplayStats, pace: str) -> Table:
+    table = Table(title="Replay summary", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    rows = [
+        ("data", stats.source + (" (SYNTHETIC)" if stats.synthetic else "")),
+        ("pace", pace),
+        ("passes", f"{stats.passes:,}"),
+        ("sent", f"{stats.sent:,}"),
+        ("delivered", f"{stats.delivered:,}"),
+        ("failed", f"{stats.failed:,}" + (f" (first: {stats.first_error})" if stats.first_error else "")),
+        ("undelivered at exit", f"{stats.undelivered:,}"),
+        ("elapsed", f"{stats.seconds:.1f} s"),
+        ("rate", f"{stats.rate:,.0f} tx/s"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add `replay` and `score` to the root app."""
+    app.command(
+        "replay",
+        epilog=example(
+            "fraudstream replay --limit 2000",
+            "fraudstream replay --data data/creditcard.csv --rate 500",
+            "fraudstream replay --speed 60 --loop",
+        ),
+    )(replay)
+    app.command(
+        "score",
+        epilog=example(
+            "fraudstream score",
+            "fraudstream score --group-id fraud-scorer --batch-size 500 --metrics-port 9464",
+            "FRAUD_SCORER_TRANSACTIONAL_ID=scorer-0 fraudstream score",
+        ),
+    )(score)

@@ -1,0 +1,74 @@
+"""Wire a replay from the settings: the data file, the topics, the idempotent producer. Tests swap parts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from fraudstream.kafka.clients import producer_config
+from fraudstream.kafka.topics import ensure_topics, standard_topics
+from fraudstream.settings import Settings
+from fraudstream.shutdown import GracefulStop
+from producer.replay import Producer, Replayer, ReplayOptions, ReplayStats, Stop
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID = "fraudstream-replay"
+
+
+def build_producer(settings: Settings) -> Producer:
+    """An idempotent producer (acks=all, ordered retries) built from the kernel's configuration."""
+    from confluent_kafka import Producer as KafkaProducer
+
+    return KafkaProducer(producer_config(settings.kafka(), client_id=CLIENT_ID))  # type: ignore[return-value]
+
+
+def choose_data(settings: Settings, data: Path | None) -> tuple[Path, bool]:
+    """The CSV to replay and whether it is synthetic: ``data`` when given (it must exist), else the kernel's
+    choice (``FRAUD_DATA_PATH`` when present, else a cached synthetic set, announced loudly)."""
+    from fraudstream.data.source import resolve_dataset
+
+    choice = resolve_dataset(settings, data)
+    log.info("replaying %s", choice.description)
+    return choice.path, choice.synthetic
+
+
+def bootstrap(
+    settings: Settings,
+    options: ReplayOptions,
+    *,
+    producer: Producer | None = None,
+    stop: Stop | None = None,
+    progress: Callable[[ReplayStats], None] | None = None,
+    create_topics: bool = True,
+) -> Replayer:
+    """Build a replayer; ``create_topics`` makes sure the flow's topics exist (BrokerError when unreachable)."""
+    data, synthetic = choose_data(settings, options.data)
+    if create_topics:
+        ensure_topics(settings.kafka(), standard_topics(settings), replication_factor=settings.topic_replication_factor)
+    return Replayer(
+        producer=producer if producer is not None else build_producer(settings),
+        topic=settings.topic_transactions,
+        data=data,
+        synthetic=synthetic,
+        options=options,
+        stop=stop if stop is not None else GracefulStop(),
+        progress=progress,
+    )
+
+
+def replay(
+    settings: Settings,
+    options: ReplayOptions,
+    *,
+    stop: Stop | None = None,
+    progress: Callable[[ReplayStats], None] | None = None,
+    producer: Producer | None = None,
+) -> ReplayStats:
+    """Replay until done or until Ctrl-C / SIGTERM (caught when called from the main thread); flushes at the end."""
+    stop = stop if stop is not None else GracefulStop()
+    guard = stop if isinstance(stop, GracefulStop) else contextlib.nullcontext()
+    with guard:
+        return bootstrap(settings, options, producer=producer, stop=stop, progress=progress).run()

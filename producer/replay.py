@@ -1,0 +1,226 @@
+"""Replay a creditcard.csv onto the ``transactions`` topic, paced or not, once or in a loop.
+
+The file is read and validated in chunks by the kernel checker (memory stays flat on the full file); each row
+is validated again as a kernel Transaction and sent as JSON, keyed by its stable ``transaction_id``, with the
+Kafka timestamp set to its ``event_time``. The producer is idempotent; ``poll(0)`` after every send serves
+delivery reports, which count failures; ``flush()`` runs once, at the end, also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from confluent_kafka import KafkaException
+
+from fraudstream.data.check import iter_validated_chunks
+from fraudstream.schemas import FEATURES, LABEL_COLUMN
+from producer.encode import Encoded, encode_row
+from producer.exceptions import ReplayError
+from producer.pacing import Pace, Pacer
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 10_000
+PROGRESS_EVERY_S = 0.2
+_SHORT_WAIT_S = 0.002  # below this, sleep instead of poll(): librdkafka's poll timeout has 1 ms resolution
+
+
+class Producer(Protocol):
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None: ...
+
+    def poll(self, timeout: float) -> int: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+class Stop(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What to replay and how fast. ``start``/``limit`` select data rows (0-based, header excluded)."""
+
+    data: Path | None = None
+    pace: Pace = field(default_factory=Pace)
+    limit: int | None = None
+    start: int = 0
+    loop: bool = False
+    chunk_rows: int = CHUNK_ROWS
+    flush_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            raise ReplayError(f"--start must be >= 0, got {self.start}")
+        if self.limit is not None and self.limit < 0:
+            raise ReplayError(f"--limit must be >= 0, got {self.limit}")
+
+
+@dataclass
+class ReplayStats:
+    """Counts of one replay; ``delivered + failed + undelivered == sent`` once it has finished."""
+
+    source: str = ""
+    synthetic: bool = False
+    total: int | None = None
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    undelivered: int = 0
+    passes: int = 0
+    interrupted: bool = False
+    first_error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        """Transactions sent per second so far."""
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+
+class Replayer:
+    """Sends the rows of one CSV; build it with :func:`producer.bootstrap.bootstrap`."""
+
+    def __init__(
+        self,
+        *,
+        producer: Producer,
+        topic: str,
+        data: Path,
+        synthetic: bool,
+        options: ReplayOptions,
+        stop: Stop,
+        progress: Callable[[ReplayStats], None] | None = None,
+    ) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._data = data
+        self._options = options
+        self._stop = stop
+        self._progress = progress
+        self._pacer = Pacer(options.pace)
+        self._next_progress = 0.0
+        self.stats = ReplayStats(source=str(data), synthetic=synthetic)
+
+    def run(self) -> ReplayStats:
+        """Replay until the rows run out (or forever with ``loop``) or until stopped; always flush at the end."""
+        options = self._options
+        self.stats.total = None if options.loop else expected_rows(self._data, options.start, options.limit)
+        self.stats.started = time.monotonic()
+        self._pacer.begin()
+        try:
+            while not self._stop.is_set():
+                self.stats.passes += 1
+                sent_before = self.stats.sent
+                chunks = iter_validated_chunks(self._data, options.chunk_rows, options.start, options.limit)
+                for first_row, frame in chunks:
+                    if not self._send_chunk(first_row, frame):
+                        break
+                if not options.loop or self.stats.sent == sent_before:
+                    break
+                self._pacer.new_pass()
+        finally:
+            self.stats.interrupted = self._stop.is_set()
+            self._flush()
+        return self.stats
+
+    def _send_chunk(self, first_row: int, frame: pd.DataFrame) -> bool:
+        """Send one validated chunk; False when stopped part-way."""
+        features = frame[list(FEATURES)].to_numpy(dtype=np.float64).tolist()
+        labels = frame[LABEL_COLUMN].to_numpy().tolist()
+        name, source = self._data.name, str(self._data)
+        for row, (values, label) in enumerate(zip(features, labels, strict=True), start=first_row):
+            offset = self._pacer.offset(self.stats.sent, values[0])  # FEATURES[0] is Time
+            if offset is not None:
+                self._wait(self._pacer.seconds_until(offset))
+            if self._stop.is_set():
+                return False
+            self._produce(encode_row(name, row, values, label, self._pacer.event_time(offset), source=source))
+            self._producer.poll(0)
+            self.stats.sent += 1
+            self._tick()
+        return True
+
+    def _wait(self, seconds: float) -> None:
+        """Wait for a paced row's turn, serving delivery reports and noticing a stop request meanwhile."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0 and not self._stop.is_set():
+            if remaining < _SHORT_WAIT_S:
+                time.sleep(remaining)
+                return
+            self._producer.poll(min(remaining, 0.1))
+            self._tick()
+
+    def _produce(self, encoded: Encoded) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic,
+                    value=encoded.value,
+                    key=encoded.key,
+                    timestamp=encoded.timestamp_ms,
+                    on_delivery=self._delivered,
+                )
+                return
+            except BufferError:  # the local queue is full: let librdkafka send, then try again
+                self._producer.poll(0.1)
+            except KafkaException as exc:
+                raise ReplayError(f"Kafka refused a transaction for {self._topic}: {exc.args[0]}") from exc
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is None:
+            self.stats.delivered += 1
+            return
+        self.stats.failed += 1
+        if self.stats.first_error is None:
+            self.stats.first_error = error.str() if hasattr(error, "str") else str(error)
+        if self.stats.failed == 1 or self.stats.failed % 1000 == 0:
+            log.warning("delivery failed (%d so far): %s", self.stats.failed, error)
+
+    def _flush(self) -> None:
+        """Deliver everything still queued (up to flush_timeout_s), reporting progress meanwhile."""
+        deadline = time.monotonic() + self._options.flush_timeout_s
+        remaining = self._producer.flush(0)
+        while remaining and time.monotonic() < deadline:
+            remaining = self._producer.flush(min(0.5, max(0.0, deadline - time.monotonic())))
+            self._tick()
+        self.stats.undelivered = remaining
+        if remaining:
+            log.error("%d transactions were still undelivered after %.0f s", remaining, self._options.flush_timeout_s)
+        self.stats.finished = time.monotonic()
+        self._tick(force=True)
+
+    def _tick(self, *, force: bool = False) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if force or now >= self._next_progress:
+            self._next_progress = now + PROGRESS_EVERY_S
+            self._progress(self.stats)
+
+
+def expected_rows(path: Path, start: int, limit: int | None) -> int | None:
+    """Data rows a single pass will send (counted from newlines: cheap even on the full file)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+            if size:
+                handle.seek(size - 1)
+                lines += handle.read(1) != b"\n"  # a last line without its newline
+    except OSError:
+        return None
+    rows = max(0, lines - 1 - start)
+    return rows if limit is None else min(rows, limit)

@@ -1,0 +1,123 @@
+"""Exactly once with real `fraudstream score` processes: a kill -9 in the middle of a stream and a restart,
+and two scorers sharing a 3-partition topic through a rebalance. Alerts are read with read_committed."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from producer.pacing import Pace
+
+from .stream_support import (
+    BackgroundReplay,
+    ScorerProcess,
+    committed_offsets,
+    offline_flags,
+    read_alerts,
+    replay_rows,
+    scorer_process,
+    stream_csv,
+    wait_caught_up,
+)
+
+if TYPE_CHECKING:
+    from fraudstream.settings import Settings
+    from tests.conftest import TrainedModel
+    from tests.integration.conftest import SettingsFactory
+
+ROWS = 2000
+
+
+@pytest.fixture
+def stream(trained_model: TrainedModel, tmp_path: Path) -> Path:
+    return stream_csv(trained_model.data_csv, tmp_path)
+
+
+def wait_for(condition: object, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def committed(settings: Settings) -> int:
+    return sum(max(0, offset) for offset in committed_offsets(settings))
+
+
+def consumed_by(process: ScorerProcess) -> int:
+    found = re.search(r"stopped cleanly: ([\d,]+) consumed", process.output())
+    assert found, process.output()[-3000:]
+    return int(found.group(1).replace(",", ""))
+
+
+def test_kill_9_mid_stream_then_restart_alerts_each_flagged_transaction_once(
+    trained_model: TrainedModel, settings_factory: SettingsFactory, stream: Path, tmp_path: Path
+) -> None:
+    # A stable transactional.id: the restarted scorer fences the dead one's open transaction at once (otherwise
+    # read_committed readers and the group's offsets wait for transaction.timeout.ms). A short session timeout
+    # lets the group forget the dead member quickly.
+    settings = settings_factory(
+        **trained_model.overrides,
+        scorer_batch_size=50,
+        scorer_batch_timeout_s=0.05,
+        scorer_transactional_id=f"scorer-kill-{tmp_path.name}",
+        scorer_session_timeout_ms=6000,
+    )
+    expected = offline_flags(settings, trained_model.version, stream)
+
+    with scorer_process(settings, tmp_path / "first.log") as first:
+        wait_for(lambda: "partitions assigned" in first.output(), "the first scorer to join the group")
+        with BackgroundReplay(settings, stream, pace=Pace(rate=400)) as replay:
+            wait_for(lambda: committed(settings) > 300, "the first scorer to commit")
+            first.kill()
+            at_kill = committed(settings)
+            assert 0 < at_kill < ROWS, f"the kill should land mid-stream, committed {at_kill}"
+            replay.join()
+
+    with scorer_process(settings, tmp_path / "second.log") as second:
+        wait_caught_up(settings, ROWS)
+        alerts = read_alerts(settings, at_least=len(expected))
+        assert second.terminate() == 0, second.output()[-3000:]
+
+    ids = Counter(alert.transaction_id for alert in alerts)
+    duplicates = {tx: n for tx, n in ids.items() if n > 1}
+    assert not duplicates
+    assert set(ids) == expected
+    assert {alert.model_version for alert in alerts} == {trained_model.version}
+
+
+def test_two_scorers_in_one_group_share_the_partitions_without_duplicates_or_gaps(
+    trained_model: TrainedModel, settings_factory: SettingsFactory, stream: Path, tmp_path: Path
+) -> None:
+    settings = settings_factory(**trained_model.overrides, scorer_batch_size=100, scorer_batch_timeout_s=0.1)
+    assert settings.topic_partitions == 3
+    expected = offline_flags(settings, trained_model.version, stream)
+
+    half = ROWS // 2
+    with scorer_process(settings, tmp_path / "a.log") as first:
+        wait_for(lambda: "partitions assigned" in first.output(), "the first scorer to join the group")
+        # the first half flows (paced) while the second scorer starts and joins: partitions move mid-stream
+        with BackgroundReplay(settings, stream, limit=half, pace=Pace(rate=250)) as first_half:
+            wait_for(lambda: committed(settings) > 200, "the first scorer to commit")
+            with scorer_process(settings, tmp_path / "b.log") as second:
+                wait_for(lambda: "partitions assigned" in second.output(), "the second scorer to get partitions")
+                first_half.join()
+                replay_rows(settings, stream, start=half, pace=Pace(rate=500))  # the second half: both score
+                wait_caught_up(settings, ROWS)
+                alerts = read_alerts(settings, at_least=len(expected))
+                assert second.terminate() == 0, second.output()[-3000:]
+        assert first.terminate() == 0, first.output()[-3000:]
+
+    ids = Counter(alert.transaction_id for alert in alerts)
+    assert not {tx: n for tx, n in ids.items() if n > 1}
+    assert set(ids) == expected
+    consumed = (consumed_by(first), consumed_by(second))
+    assert all(count > 0 for count in consumed), f"both scorers should have scored a share: {consumed}"
+    assert sum(consumed) == ROWS  # every transaction committed exactly once across the two processes

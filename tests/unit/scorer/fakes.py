@@ -1,0 +1,178 @@
+"""Stand-ins for Kafka messages and the ONNX engine, for unit tests of the scorer's logic."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import orjson
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from fraudstream.model.serving import FraudModel
+from fraudstream.schemas import FEATURES, SEED_EXAMPLE
+from scorer.batch import OutRecord
+
+AMOUNT = FEATURES.index("Amount")
+TOPIC = "transactions"
+
+
+@dataclass
+class FakeMessage:
+    """Quacks like confluent_kafka.Message for what the scorer reads."""
+
+    _value: bytes | None
+    _offset: int = 0
+    _partition: int = 0
+    _key: bytes | None = None
+    _topic: str = "transactions"
+    _error: KafkaError | None = None
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> KafkaError | None:
+        return self._error
+
+
+@dataclass
+class AmountEngine:
+    """Scores a transaction as Amount / 1000 (so tests choose who is flagged); counts its calls."""
+
+    calls: list[int] = field(default_factory=list)
+
+    def fraud_probability(self, features: np.ndarray) -> np.ndarray:
+        assert features.dtype == np.float32
+        self.calls.append(len(features))
+        return features[:, AMOUNT].astype(np.float64) / 1000.0
+
+
+def fake_model(version: str = "7", threshold: float = 0.5, engine: AmountEngine | None = None) -> FraudModel:
+    return FraudModel(name="fraud-rf", version=version, threshold=threshold, engine=engine or AmountEngine())  # type: ignore[arg-type]
+
+
+def transaction_bytes(index: int, amount: float, label: int | None = 0) -> bytes:
+    body: dict[str, object] = {
+        **SEED_EXAMPLE,
+        "Amount": amount,
+        "transaction_id": f"creditcard.csv:{index}",
+        "event_time": datetime(2024, 5, 1, 12, 0, index % 60, tzinfo=timezone.utc).isoformat(),
+    }
+    if label is not None:
+        body["label"] = label
+    return orjson.dumps(body)
+
+
+class FakeProducer:
+    """Records the transactional calls; ``fail[name]`` holds exceptions to raise on the next calls of ``name``."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.produced: list[tuple[str, OutRecord]] = []
+        self.offsets: list[TopicPartition] = []
+        self.fail: dict[str, deque[BaseException]] = {}
+        self.full_queue_times = 0
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        pending = self.fail.get(name)
+        if pending:
+            raise pending.popleft()
+
+    def init_transactions(self, timeout: float) -> None:
+        self._call("init")
+
+    def begin_transaction(self) -> None:
+        self._call("begin")
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, headers: Any = None) -> None:
+        if self.full_queue_times:
+            self.full_queue_times -= 1
+            raise BufferError("queue full")
+        self.produced.append((topic, OutRecord(key, value, headers)))
+
+    def poll(self, timeout: float) -> int:
+        self.calls.append("poll")
+        return 0
+
+    def send_offsets_to_transaction(self, positions: list[TopicPartition], metadata: Any, timeout: float) -> None:
+        self._call("send_offsets")
+        assert metadata == "group-metadata"
+        self.offsets = positions
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._call("commit")
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._call("abort")
+
+
+class FakeConsumer:
+    """The consumer calls the scorer makes; ``batches`` are returned by successive consume() calls."""
+
+    def __init__(self, positions: dict[int, int] | None = None, committed: dict[int, int] | None = None) -> None:
+        self.positions = positions if positions is not None else {}
+        self.committed_offsets = committed or {}
+        self.seeks: list[tuple[int, int]] = []
+        self.batches: deque[list[FakeMessage]] = deque()
+        self.subscribed: list[str] = []
+        self.callbacks: dict[str, Any] = {}
+        self.closed = False
+        self.on_empty: Any = None  # called when no batch is left (e.g. to set the stop flag)
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.subscribed = topics
+        self.callbacks = callbacks
+        partitions = [TopicPartition(TOPIC, p) for p in (0, 1, 2)]
+        self.positions = {p: -1001 for p in (0, 1, 2)}
+        callbacks["on_assign"](self, partitions)
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        if not self.batches:
+            if self.on_empty:
+                self.on_empty()
+            return []
+        batch = self.batches.popleft()[:num_messages]
+        for message in batch:
+            self.positions[message.partition()] = message.offset() + 1
+        return batch
+
+    def close(self) -> None:
+        self.closed = True
+        if self.callbacks:
+            self.callbacks["on_revoke"](self, [TopicPartition(TOPIC, p) for p in self.positions])
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(TOPIC, p) for p in self.positions]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(TOPIC, tp.partition, self.positions[tp.partition]) for tp in partitions]
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        offsets = self.committed_offsets
+        return [TopicPartition(TOPIC, tp.partition, offsets.get(tp.partition, -1001)) for tp in partitions]
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.partition, partition.offset))
+
+    def consumer_group_metadata(self) -> str:
+        return "group-metadata"
+
+
+def kafka_exception(*, fatal: bool = False, retriable: bool = False, abort: bool = False) -> KafkaException:
+    code = KafkaError._FENCED if fatal else KafkaError._TIMED_OUT if retriable else KafkaError._STATE
+    return KafkaException(KafkaError(code, "test error", fatal=fatal, retriable=retriable, txn_requires_abort=abort))

@@ -1,0 +1,82 @@
+"""One batch: valid messages scored in one call, alerts built for the flagged ones, bad ones to the DLQ."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+from confluent_kafka import KafkaError
+
+from fraudstream.schemas import Alert
+from scorer.batch import KIND_HEADER, REASON_HEADER, score_batch
+
+from .fakes import AmountEngine, FakeMessage, fake_model, transaction_bytes
+
+SCORED_AT = datetime(2024, 5, 1, 12, 5, tzinfo=timezone.utc)
+
+
+def test_valid_messages_are_scored_in_one_call_and_the_flagged_ones_become_alerts() -> None:
+    engine = AmountEngine()
+    model = fake_model(version="7", threshold=0.5, engine=engine)
+    messages = [FakeMessage(transaction_bytes(i, 100.0), _offset=i, _partition=1) for i in range(10)]
+    messages[3] = FakeMessage(transaction_bytes(3, 900.0, label=1), _offset=3, _partition=1)
+    messages[6] = FakeMessage(transaction_bytes(6, 500.0, label=None), _offset=6, _partition=1)  # == threshold
+
+    batch = score_batch(messages, model, scored_at=SCORED_AT)
+
+    assert engine.calls == [10]
+    assert (batch.consumed, batch.scored, len(batch.dead_letters)) == (10, 10, 0)
+    alerts = [Alert.model_validate_json(record.value) for record in batch.alerts]  # type: ignore[arg-type]
+    assert [alert.transaction_id for alert in alerts] == ["creditcard.csv:3", "creditcard.csv:6"]
+    assert [record.key for record in batch.alerts] == [b"creditcard.csv:3", b"creditcard.csv:6"]
+    first = alerts[0]
+    assert (first.score, first.threshold, first.model_name, first.model_version) == (0.9, 0.5, "fraud-rf", "7")
+    assert (first.partition, first.offset, first.amount, first.label) == (1, 3, 900.0, 1)
+    assert first.scored_at == SCORED_AT
+    assert first.event_time == datetime(2024, 5, 1, 12, 0, 3, tzinfo=timezone.utc)
+    assert alerts[1].label is None
+    assert batch.alert_event_times == [first.event_time, alerts[1].event_time]
+
+
+def test_invalid_messages_become_dead_letters_with_their_original_bytes_and_reason() -> None:
+    engine = AmountEngine()
+    good = FakeMessage(transaction_bytes(0, 10.0), _offset=0)
+    bad = FakeMessage(b'{"Time": "soon"}', _offset=1, _partition=2, _key=b"k1")
+    empty = FakeMessage(None, _offset=2, _partition=2)
+
+    batch = score_batch([good, bad, empty], fake_model(engine=engine), scored_at=SCORED_AT)
+
+    assert (batch.consumed, batch.scored, batch.alerts) == (3, 1, [])
+    assert engine.calls == [1]
+    assert [record.value for record in batch.dead_letters] == [b'{"Time": "soon"}', None]
+    assert batch.dead_letters[0].key == b"k1"
+    headers = dict(batch.dead_letters[0].headers or [])
+    assert headers[REASON_HEADER].startswith(b"field 'Time': Input should be a valid number")
+    assert headers[KIND_HEADER] == b"wrong_type"
+    assert (headers["source_topic"], headers["source_partition"], headers["source_offset"]) == (
+        b"transactions",
+        b"2",
+        b"1",
+    )
+    assert batch.dead_letter_kinds == ["wrong_type", "empty"]
+
+
+def test_a_batch_of_only_bad_messages_does_not_call_the_model() -> None:
+    engine = AmountEngine()
+    batch = score_batch([FakeMessage(b"nope")], fake_model(engine=engine))
+    assert engine.calls == []
+    assert (batch.consumed, batch.scored, len(batch.dead_letters)) == (1, 0, 1)
+
+
+def test_kafka_errors_are_collected_not_counted_as_messages() -> None:
+    error = KafkaError(KafkaError._TRANSPORT, "broker down")
+    batch = score_batch([FakeMessage(None, _error=error)], fake_model())
+    assert batch.errors == [error]
+    assert (batch.consumed, batch.dead_letters) == (0, [])
+    assert batch.empty
+
+
+def test_a_score_a_hair_above_one_is_clipped_in_the_alert_but_still_flagged() -> None:
+    batch = score_batch([FakeMessage(transaction_bytes(0, 1000.0001))], fake_model(threshold=0.99))
+    alert = orjson.loads(batch.alerts[0].value)  # type: ignore[arg-type]
+    assert alert["score"] == 1.0
