@@ -60,6 +60,8 @@ class TrainResult:
     decision: gate.Decision
     version: str | None
     onnx_max_abs_diff: float
+    test_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """0-based data rows of the test split: rows the model never saw (the demo replays them)."""
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -185,6 +187,7 @@ def train(settings: Settings, config: TrainConfig, reporter: Reporter | None = N
         decision=decision,
         version=version,
         onnx_max_abs_diff=onnx_diff,
+        test_rows=splits.test.rows,
         seconds=seconds,
     )
 

@@ -6,7 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from fraudstream.cli import alerts, data, demo, kafka, serve, stream, train
+    from fraudstream.cli import alerts, config, data, demo, kafka, serve, stream, train
 
     app.add_typer(kafka.app, name="kafka")
     app.add_typer(data.app, name="data")
@@ -15,3 +15,4 @@ def register(app: typer.Typer) -> None:
     stream.register(app)
     serve.register(app)
     demo.register(app)
+    config.register(app)

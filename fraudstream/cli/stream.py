@@ -38,7 +38,7 @@ def replay(
 
     settings = settings_or_exit()
     options = ReplayOptions(data=data, pace=Pace(rate=rate, speed=speed), limit=limit, start=start, loop=loop)
-    with GracefulStop() as stop, _replay_progress() as progress:
+    with GracefulStop() as stop, replay_progress() as progress:
         task = progress.add_task("replaying", total=None, rate=0.0, delivered=0, failed=0)
 
         def show(stats: ReplayStats) -> None:
@@ -133,7 +133,8 @@ class _StatusLine:
         )
 
 
-def _replay_progress() -> Progress:
+def replay_progress() -> Progress:
+    """The replay's progress bar (also shown by the demo)."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),

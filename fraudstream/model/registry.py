@@ -34,6 +34,8 @@ def configure_mlflow(settings: Settings) -> None:
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
+    # MLflow sets its own logger to INFO when imported; keep it to warnings unless we are debugging.
+    logging.getLogger("mlflow").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
 
 
 class ModelRegistry:

@@ -1,0 +1,52 @@
+"""`fraudstream demo`: the whole system end to end, in one command (process orchestration lives here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fraudstream.cli.common import console, example, settings_or_exit
+from fraudstream.logs import configure_logging
+
+
+def demo(
+    rows: int = typer.Option(5000, "--rows", min=1, help="Held-out transactions to replay."),
+    rate: float = typer.Option(500.0, "--rate", min=1.0, help="Replay pace in transactions per second."),
+    data: Path | None = typer.Option(
+        None, "--data", dir_okay=False, help="creditcard.csv (default: data/creditcard.csv, else synthetic)."
+    ),
+    min_f1: float | None = typer.Option(
+        None, "--min-f1", min=0.0, max=1.0, help="The gate for this run [default: FRAUD_MIN_F1, 0.91]."
+    ),
+    n_estimators: int | None = typer.Option(None, "--n-estimators", min=1, help="Trees (fewer: a quicker demo)."),
+    keep_running: bool = typer.Option(False, "--keep-running", help="Leave scorer and API up until Ctrl-C."),
+    summary_json: Path | None = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),
+) -> None:
+    """Run everything: broker, training with the gate, scorer, API, a live replay, and a summary."""
+    from fraudstream.cli.demo.flow import Demo, DemoOptions
+
+    settings = settings_or_exit()
+    if settings.log_level == "INFO":  # the steps speak for themselves; each service logs to its own file
+        configure_logging("WARNING", settings.log_format)
+    options = DemoOptions(
+        rows=rows,
+        rate=rate,
+        data=data,
+        min_f1=min_f1,
+        n_estimators=n_estimators,
+        keep_running=keep_running,
+        summary_json=summary_json,
+    )
+    raise typer.Exit(Demo(settings, options, console).run())
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "demo",
+        epilog=example(
+            "fraudstream demo",
+            "fraudstream demo --data data/creditcard.csv --min-f1 0.80 --rows 20000 --rate 2000",
+            "fraudstream demo --keep-running",
+        ),
+    )(demo)

@@ -1,0 +1,145 @@
+"""The demo's closing summary: what was sent, what was flagged, how well and how fast, and where to go next."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from fraudstream.cli.demo.observe import SeenAlert
+from fraudstream.settings import Settings
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    data: str
+    synthetic: bool
+    first_row: int
+    transactions_sent: int
+    transactions_delivered: int
+    frauds_sent: int
+    alerts: int
+    alerts_stored: int
+    true_positives: int
+    false_positives: int
+    missed_frauds: int
+    precision: float | None
+    recall: float | None
+    seconds: float
+    throughput_tps: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    model_name: str
+    model_versions: list[str]
+    test_f1: float
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+
+def summarise(
+    *,
+    data: str,
+    synthetic: bool,
+    first_row: int,
+    sent: int,
+    delivered: int,
+    replayed_ids: set[str],
+    frauds_sent: int,
+    seen: list[SeenAlert],
+    alerts_stored: int,
+    seconds: float,
+    model_name: str,
+    test_f1: float,
+) -> DemoSummary:
+    """Live quality against the replayed labels, from the alerts a subscriber actually received."""
+    ours = {item.alert.transaction_id: item for item in seen if item.alert.transaction_id in replayed_ids}
+    alerts = list(ours.values())
+    tp = sum(1 for item in alerts if item.alert.label == 1)
+    fp = len(alerts) - tp
+    latencies = np.array([item.latency_s for item in alerts]) * 1000
+    return DemoSummary(
+        data=data,
+        synthetic=synthetic,
+        first_row=first_row,
+        transactions_sent=sent,
+        transactions_delivered=delivered,
+        frauds_sent=frauds_sent,
+        alerts=len(alerts),
+        alerts_stored=alerts_stored,
+        true_positives=tp,
+        false_positives=fp,
+        missed_frauds=frauds_sent - tp,
+        precision=tp / len(alerts) if alerts else None,
+        recall=tp / frauds_sent if frauds_sent else None,
+        seconds=seconds,
+        throughput_tps=delivered / seconds if seconds > 0 else 0.0,
+        latency_p50_ms=float(np.percentile(latencies, 50)) if len(latencies) else None,
+        latency_p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else None,
+        model_name=model_name,
+        model_versions=sorted({item.alert.model_version for item in alerts}, key=int),
+        test_f1=test_f1,
+    )
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def render(console: Console, summary: DemoSummary, settings: Settings) -> None:
+    table = Table(title="fraudstream demo: summary", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    kind = "SYNTHETIC data" if summary.synthetic else "real data"
+    latency = (
+        f"p50 {summary.latency_p50_ms:,.0f} ms, p99 {summary.latency_p99_ms:,.0f} ms over {summary.alerts} alerts"
+        if summary.latency_p50_ms is not None
+        else "n/a (no alerts)"
+    )
+    rows = [
+        ("data", f"{escape(summary.data)} ({kind}), rows from {summary.first_row:,}: held out, never trained on"),
+        (
+            "transactions sent",
+            f"{summary.transactions_sent:,} ({summary.transactions_delivered:,} delivered), "
+            f"{summary.frauds_sent} frauds among them",
+        ),
+        ("alerts", f"{summary.alerts:,} on {settings.topic_alerts} ({summary.alerts_stored:,} in the API's store)"),
+        (
+            "live precision / recall",
+            f"{_ratio(summary.precision)} / {_ratio(summary.recall)}  "
+            f"(tp {summary.true_positives}, fp {summary.false_positives}, "
+            f"missed {summary.missed_frauds})",
+        ),
+        ("offline test F1", f"{summary.test_f1:.4f} (the trainer's test split)"),
+        ("throughput", f"{summary.throughput_tps:,.0f} tx/s end to end over {summary.seconds:.1f} s"),
+        ("event → alert latency", latency),
+        ("model", f"{summary.model_name} v{', v'.join(summary.model_versions) or '?'}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def where_next(console: Console, settings: Settings, *, running: bool) -> None:
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    mlflow_ui = f"mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000"
+    if settings.artifact_location:
+        mlflow_ui += f" --default-artifact-root {settings.artifact_location}"
+    bootstrap = settings.bootstrap_servers
+    lines = [
+        f"API docs        {api}/docs" + ("" if running else "   (run with --keep-running, or `fraudstream serve`)"),
+        f"predict         curl -s {api}/predict -H 'content-type: application/json' -d @transaction.json",
+        f"MLflow UI       {mlflow_ui}",
+        f"topics          {settings.topic_transactions}, {settings.topic_alerts}, {settings.topic_dlq} on {bootstrap}",
+        "subscribe       fraudstream alerts tail --from-beginning",
+        f"  or with kcat  kcat -b {bootstrap} -t {settings.topic_alerts} -C -X isolation.level=read_committed",
+        "train again     fraudstream train --help",
+    ]
+    console.print("[bold]Where next[/bold]")
+    for line in lines:
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
