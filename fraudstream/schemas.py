@@ -21,8 +21,10 @@ LABEL_COLUMN = "Class"
 CSV_COLUMNS: tuple[str, ...] = (*FEATURES, LABEL_COLUMN)
 """The 31 columns of the ULB creditcard.csv."""
 
-FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
-NonNegativeFloat = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)]
+FLOAT32_MAX = 3.4028234663852886e38
+"""The model reads float32: a larger magnitude would become infinity there, so the schema refuses it."""
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False), Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+NonNegativeFloat = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=FLOAT32_MAX)]
 
 
 def _aware(value: datetime) -> datetime:
@@ -121,7 +123,7 @@ class Alert(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    transaction_id: str
+    transaction_id: str = Field(min_length=1, max_length=200)
     score: float = Field(ge=0.0, le=1.0, description="Fraud probability from the model.")
     threshold: float = Field(ge=0.0, le=1.0, description="The model's decision threshold; score >= threshold.")
     model_name: str
@@ -130,7 +132,7 @@ class Alert(BaseModel):
     scored_at: AwareDatetime
     partition: int = Field(ge=0, description="Partition of the transaction on the transactions topic.")
     offset: int = Field(ge=0, description="Offset of the transaction on the transactions topic.")
-    amount: float
+    amount: Annotated[float, AllowInfNan(False)]
     label: Literal[0, 1] | None = None
 
 

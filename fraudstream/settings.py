@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from fraudstream.exceptions import ConfigurationError
@@ -28,6 +28,8 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 
 class Settings(BaseSettings):
     """Every tunable of fraudstream. The environment variable is ``FRAUD_`` + the field name in capitals."""
+
+    _derived: dict[str, str | None] = PrivateAttr(default_factory=dict)
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -136,6 +138,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected host:port[,host:port...], got {server!r}")
         return ",".join(servers)
 
+    def model_post_init(self, context: Any, /) -> None:
+        """Fix the derived locations now (absolute paths), so later changes of cwd or environment cannot move them."""
+        state = self.state_dir.resolve()
+        tracking = (
+            self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state / 'mlflow.db'}"
+        )
+        artifacts = self.mlflow_artifact_location
+        if artifacts is None and tracking.startswith(("sqlite:", "file:", "/")):
+            artifacts = (state / "mlartifacts").as_uri()
+        self._derived = {
+            "tracking_uri": tracking,
+            "artifact_location": artifacts,
+            "alert_store": self.alert_store_url or f"sqlite:///{state / 'alerts.db'}",
+        }
+
     @model_validator(mode="after")
     def _sasl_complete(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (
@@ -170,25 +187,21 @@ class Settings(BaseSettings):
 
     @property
     def tracking_uri(self) -> str:
-        """FRAUD_MLFLOW_TRACKING_URI, else MLflow's own MLFLOW_TRACKING_URI, else SQLite in the state folder."""
-        if self.mlflow_tracking_uri:
-            return self.mlflow_tracking_uri
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            return os.environ["MLFLOW_TRACKING_URI"]
-        return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+        """FRAUD_MLFLOW_TRACKING_URI, else MLflow's own MLFLOW_TRACKING_URI, else SQLite in the state folder.
+
+        Resolved once, when the settings are built: MLflow exports MLFLOW_TRACKING_URI whenever a process calls
+        ``mlflow.set_tracking_uri``, so reading the environment later could silently follow another store.
+        """
+        return self._derived["tracking_uri"]  # type: ignore[return-value]
 
     @property
     def artifact_location(self) -> str | None:
         """Where a new experiment keeps its artifacts; None lets a tracking server decide."""
-        if self.mlflow_artifact_location:
-            return self.mlflow_artifact_location
-        if self.tracking_uri.startswith(("sqlite:", "file:", "/")):
-            return (self.state_dir / "mlartifacts").resolve().as_uri()
-        return None
+        return self._derived["artifact_location"]
 
     @property
     def alert_store(self) -> str:
-        return self.alert_store_url or f"sqlite:///{(self.state_dir / 'alerts.db').resolve()}"
+        return self._derived["alert_store"]  # type: ignore[return-value]
 
     @property
     def model_uri(self) -> str:

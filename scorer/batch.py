@@ -105,7 +105,7 @@ def alert_record(
     """The fraud-alerts record of a flagged transaction, keyed by its transaction_id."""
     alert = Alert(
         transaction_id=transaction.transaction_id,
-        score=min(max(score, 0.0), 1.0),  # float32 tree averages may land a hair above 1
+        score=score,
         threshold=model.threshold,
         model_name=model.name,
         model_version=model.version,

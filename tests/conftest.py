@@ -72,12 +72,21 @@ class TrainedModel:
     version: str
 
 
+def _store_overrides(store: Path) -> dict[str, str]:
+    """Settings naming an MLflow store explicitly (never inherited from MLFLOW_TRACKING_URI, which MLflow
+    exports whenever a process trains)."""
+    return {
+        "mlflow_tracking_uri": f"sqlite:///{store.resolve() / 'mlflow.db'}",
+        "mlflow_artifact_location": (store / "mlartifacts").resolve().as_uri(),
+    }
+
+
 def _train_small(store: Path, data_csv: Path, model_name: str) -> str:
     from fraudstream.settings import load_settings
     from trainer.config import TrainConfig
     from trainer.service import train
 
-    settings = load_settings(state_dir=store, model_name=model_name, min_f1=0.5)
+    settings = load_settings(**_store_overrides(store), state_dir=store, model_name=model_name, min_f1=0.5)
     config = TrainConfig(data=data_csv, n_estimators=30, max_depth=10, n_jobs=2, bootstrap_rounds=200, seed=3)
     result = train(settings, config)
     if result.version is None or result.decision.outcome.name != "PROMOTED":
@@ -113,11 +122,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     store = home / "state"
     name = "fraudstream-test"
     version = _train_small(store, data_csv, name)
-    overrides = {
-        "mlflow_tracking_uri": f"sqlite:///{store.resolve() / 'mlflow.db'}",
-        "mlflow_artifact_location": (store / "mlartifacts").resolve().as_uri(),
-        "model_name": name,
-    }
+    overrides = {**_store_overrides(store), "model_name": name}
     return TrainedModel(overrides=overrides, data_csv=data_csv, real=real, version=version)
 
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
 from fraudstream.data.check import DatasetSummary, load_dataset
 from fraudstream.data.source import DatasetChoice, resolve_dataset
-
 from fraudstream.model.engine import OnnxEngine
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES
@@ -87,7 +87,8 @@ def train(settings: Settings, config: TrainConfig, reporter: Reporter | None = N
     reporter = reporter or LogReporter()
     min_f1 = settings.min_f1 if config.min_f1 is None else config.min_f1
     seconds: dict[str, float] = {}
-    registry = ModelRegistry(settings)  # also points MLflow at the configured store
+    tracking.use_store(settings)  # the fluent API (start_run, log_*) works on MLflow's process-wide store
+    registry = ModelRegistry(settings)
 
     with reporter.stage("loading data"):
         started = time.perf_counter()

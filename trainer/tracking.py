@@ -25,6 +25,14 @@ ONNX_FILE = "model.onnx"
 PREDICTIONS_ARTIFACT = "evaluation/test_predictions.csv"
 
 
+def use_store(settings: Settings) -> None:
+    """Point MLflow's fluent API at the configured store (MLflow also exports it as MLFLOW_TRACKING_URI)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+
+
 def ensure_experiment(settings: Settings) -> str:
     """The experiment's id, created with the configured artifact location on first use."""
     import mlflow

@@ -56,4 +56,6 @@ class OnnxEngine:
         if matrix.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
         (probabilities,) = self._session.run([PROBABILITIES_OUTPUT], {self._input: matrix})
-        return probabilities[:, FRAUD_CLASS_INDEX].astype(np.float64)
+        # ONNX Runtime sums the trees' votes in float32, which can land a hair above 1: keep them probabilities.
+        # (A threshold is at most 1, so clipping never changes a decision.)
+        return np.clip(probabilities[:, FRAUD_CLASS_INDEX].astype(np.float64), 0.0, 1.0)

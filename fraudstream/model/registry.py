@@ -28,23 +28,23 @@ class VersionRef:
     run_id: str | None
 
 
-def configure_mlflow(settings: Settings) -> None:
-    """Point this process's MLflow at the configured tracking and registry store."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    # MLflow sets its own logger to INFO when imported; keep it to warnings unless we are debugging.
+def quiet_mlflow_logs() -> None:
+    """MLflow sets its own logger to INFO when imported; keep it to warnings unless we are debugging."""
     logging.getLogger("mlflow").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
 
 
 class ModelRegistry:
-    """The registered model named in the settings, and the version its alias points to."""
+    """The registered model named in the settings, and the version its alias points to.
+
+    It talks to the store through its own client and never sets MLflow's process-wide URIs (which MLflow also
+    exports to the environment), so several registries and a trainer can share a process.
+    """
 
     def __init__(self, settings: Settings) -> None:
         from mlflow import MlflowClient
 
-        configure_mlflow(settings)
+        quiet_mlflow_logs()
+        self.tracking_uri = settings.tracking_uri
         self.name = settings.model_name
         self.alias = settings.model_alias
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
@@ -73,7 +73,12 @@ class ModelRegistry:
         uri = f"models:/{self.name}/{version}"
         with tempfile.TemporaryDirectory(prefix="fraudstream-model-") as tmp:
             try:
-                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+                location = self.client.get_model_version_download_uri(self.name, version)
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri
+                    )
+                )
                 metadata = Model.load(str(local / "MLmodel")).metadata or {}
             except Exception as exc:  # MLflow raises many kinds here (store, file system, YAML)
                 raise ModelLoadError(f"cannot download {uri}: {exc}") from exc

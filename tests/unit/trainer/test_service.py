@@ -43,7 +43,12 @@ def unlearnable_csv(workspace: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def settings(workspace: Path) -> Settings:
-    return load_settings(state_dir=workspace / "state", model_name="fraud-test", min_f1=GATE)
+    state = workspace / "state"
+    # An explicit store: MLflow exports MLFLOW_TRACKING_URI whenever a process trains, and module fixtures are
+    # built before the per-test environment clean-up.
+    return load_settings(
+        state_dir=state, mlflow_tracking_uri=f"sqlite:///{state / 'mlflow.db'}", model_name="fraud-test", min_f1=GATE
+    )
 
 
 @pytest.fixture(scope="module")
