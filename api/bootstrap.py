@@ -1,0 +1,79 @@
+"""``bootstrap(settings)``: build and wire the API's parts (model, store, sink, metrics); tests swap any of them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from api.metrics import ApiMetrics
+from api.model_service import MlflowRunMetrics, ModelService, RunMetricsSource
+from api.sink import AlertSink, ConsumerFactory, kafka_consumer
+from api.sink_thread import SinkThread
+from api.store import AlertRepository
+from fraudstream.model.watcher import ModelWatcher, VersionSource
+from fraudstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiServices:
+    """Everything the routes use, reachable as ``app.state.services``."""
+
+    settings: Settings
+    models: ModelService
+    store: AlertRepository
+    metrics: ApiMetrics
+    sink: SinkThread | None
+    api_key: bytes | None
+
+    async def start(self) -> None:
+        """Create the store's table, load the serving model (if any), then start the watcher and the sink."""
+        await asyncio.to_thread(self.store.create_schema)
+        await asyncio.to_thread(self.models.refresh)
+        model = self.models.current  # the refresh told the metrics which version serves
+        if model is None:
+            log.warning("no production model yet: /predict answers 503 until `fraudstream train` promotes one")
+        else:
+            log.info("serving model", extra={"model": model.name, "version": model.version})
+        self.models.start()
+        if self.sink is not None:
+            self.sink.start()
+
+    async def stop(self) -> None:
+        self.models.stop()
+        if self.sink is not None:
+            await asyncio.to_thread(self.sink.stop)
+        await asyncio.to_thread(self.store.engine.dispose)
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    registry: VersionSource | None = None,
+    watcher: ModelWatcher | None = None,
+    store: AlertRepository | None = None,
+    run_sink: bool | None = None,
+    run_metrics: RunMetricsSource | None = None,
+    consumer_factory: ConsumerFactory | None = None,
+) -> ApiServices:
+    """Wire the API for ``settings``. Unset parts are the real ones: the MLflow registry named in the settings,
+    the store at ``settings.alert_store``, and the in-process sink when ``settings.api_run_sink``."""
+    metrics = ApiMetrics()
+    if watcher is None:
+        if registry is None:
+            from fraudstream.model.registry import ModelRegistry
+
+            real = ModelRegistry(settings)
+            registry = real
+            run_metrics = run_metrics or MlflowRunMetrics(real.client)
+        watcher = ModelWatcher(registry, settings.model_poll_interval_s)
+    models = ModelService(watcher, settings.model_poll_interval_s, run_metrics, listener=metrics)
+    store = store or AlertRepository.from_url(settings.alert_store)
+    sink = None
+    if settings.api_run_sink if run_sink is None else run_sink:
+        alert_sink = AlertSink(settings, store, observer=metrics, consumer_factory=consumer_factory or kafka_consumer)
+        sink = SinkThread(alert_sink)
+    key = settings.api_key.get_secret_value().encode("utf-8") if settings.api_key else None
+    return ApiServices(settings=settings, models=models, store=store, metrics=metrics, sink=sink, api_key=key)

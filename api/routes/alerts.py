@@ -1,0 +1,96 @@
+"""GET /alerts (filtered pages, newest first), /alerts/stats and /alerts/{transaction_id} from the alert store.
+
+Plain ``def``: the store's calls block, so FastAPI runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.cursor import Cursor
+from api.deps import StoreDep
+from api.exceptions import AlertNotFoundError, InvalidInputError
+from api.schemas import AlertPublic, AlertsPublic, AlertStatsPublic, HourCount, VersionCount
+from api.store import AlertFilter, utc
+
+MAX_LIMIT = 1000
+
+router = APIRouter(
+    prefix="/alerts",
+    tags=["alerts"],
+    responses={401: {"description": "An API key is configured and was not sent."}},
+)
+
+Since = Annotated[datetime | None, Query(description="Alerts with event_time at or after this instant (no zone: UTC).")]
+Until = Annotated[datetime | None, Query(description="Alerts with event_time before this instant (no zone: UTC).")]
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The bounds in UTC; 422 when one cannot be expressed in UTC or when they are reversed."""
+    bounds: dict[str, datetime | None] = {"since": since, "until": until}
+    for name, value in bounds.items():
+        if value is not None:
+            try:
+                bounds[name] = utc(value)
+            except OverflowError as exc:
+                raise InvalidInputError(name, "is out of the range of UTC timestamps") from exc
+    start, end = bounds["since"], bounds["until"]
+    if start is not None and end is not None and start > end:
+        raise InvalidInputError("until", "must not be before since")
+    return start, end
+
+
+@router.get("", response_model=AlertsPublic, summary="List alerts, newest first")
+def list_alerts(
+    store: StoreDep,
+    since: Since = None,
+    until: Until = None,
+    min_score: Annotated[float | None, Query(ge=0.0, le=1.0, allow_inf_nan=False)] = None,
+    model_version: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Alerts per page.")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=2000, description="`next_cursor` of the previous page; unset: the first page.")
+    ] = None,
+) -> AlertsPublic:
+    """Alerts by event time, newest first (transaction id breaks ties), one page at a time.
+
+    Follow ``next_cursor`` until it is null: every alert is seen exactly once, even while new ones arrive.
+    """
+    start, end = _window(since, until)
+    after = None
+    if cursor is not None:
+        try:
+            after = Cursor.decode(cursor)
+        except ValueError as exc:
+            raise InvalidInputError("cursor", str(exc)) from exc
+    where = AlertFilter(since=start, until=end, min_score=min_score, model_version=model_version)
+    page = store.page(where, limit=limit, after=after)
+    return AlertsPublic(
+        data=[AlertPublic.model_validate(alert) for alert in page.alerts],
+        count=len(page.alerts),
+        next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+    )
+
+
+@router.get("/stats", response_model=AlertStatsPublic, summary="Alert counts by model version and by hour")
+def alert_stats(store: StoreDep, since: Since = None, until: Until = None) -> AlertStatsPublic:
+    """How many alerts, per model version and per UTC hour of event time, in the window."""
+    start, end = _window(since, until)
+    stats = store.stats(AlertFilter(since=start, until=end))
+    return AlertStatsPublic(
+        total=stats.total,
+        by_model_version=[VersionCount(model_version=v, count=n) for v, n in sorted(stats.by_model_version.items())],
+        by_hour=[HourCount(hour=hour, count=n) for hour, n in stats.by_hour.items()],
+    )
+
+
+@router.get("/{transaction_id:path}", response_model=AlertPublic, summary="One alert by transaction id")
+def get_alert(transaction_id: str, store: StoreDep) -> AlertPublic:
+    """The stored alert of one transaction; 404 when that transaction raised no alert."""
+    alert = store.get(transaction_id)
+    if alert is None:
+        raise AlertNotFoundError(transaction_id)
+    return AlertPublic.model_validate(alert)

@@ -1,0 +1,233 @@
+"""The alert store: one ``alerts`` table over SQLAlchemy Core, SQLite by default, PostgreSQL by URL.
+
+Writes are upserts keyed by ``transaction_id`` (a redelivered alert is stored once). Reads page newest first by
+``(event_time, transaction_id)`` with a keyset cursor, so a page never repeats or skips an alert, however many
+alerts share one event time and however many arrive between two pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from api.cursor import Cursor
+from api.exceptions import StoreError
+from api.store_sql import alerts_table, hour_bucket, metadata, upsert_statement
+from fraudstream.schemas import Alert, AwareDatetime
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError, sa.exc.TimeoutError)
+"""Failures where the same statement may work later; any other error means the data was refused."""
+
+
+class StoredAlert(Alert):
+    """An alert as the store holds it: the message's fields and when it was first stored."""
+
+    stored_at: AwareDatetime
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """Which alerts a query covers: ``since`` inclusive, ``until`` exclusive, both on ``event_time``."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    min_score: float | None = None
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    alerts: list[StoredAlert]
+    next_cursor: Cursor | None
+
+
+@dataclass(frozen=True)
+class AlertStats:
+    total: int
+    by_model_version: dict[str, int]
+    by_hour: dict[datetime, int]
+
+
+def utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive value is taken as UTC already (SQLite hands back naive times)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the store URL; SQLite gets WAL (readers never wait for the sink) and a busy timeout."""
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot use the alert store URL (FRAUD_ALERT_STORE_URL): {exc}") from exc
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine
+
+
+class AlertRepository:
+    """Store and query alerts. Every method opens its own short transaction; the object is thread-safe."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> AlertRepository:
+        return cls(create_store_engine(url))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def describe(self) -> str:
+        """The URL with any password masked, for logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def _connect(self, *, write: bool = False) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() if write else self.engine.connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            transient = isinstance(exc, TRANSIENT_ERRORS)
+            raise StoreError(
+                f"alert store {self.describe()}: {exc.__class__.__name__}: {exc}", transient=transient
+            ) from exc
+
+    def create_schema(self) -> None:
+        """Create the table and its index where missing (idempotent; safe with several replicas)."""
+        if self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            from pathlib import Path
+
+            Path(self.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+        with self._connect(write=True) as conn:
+            metadata.create_all(conn, checkfirst=True)
+
+    def ping(self) -> None:
+        """Raise StoreError unless the store answers a trivial query."""
+        with self._connect() as conn:
+            conn.execute(sa.select(sa.literal(1)))
+
+    def upsert_many(self, alerts: Sequence[Alert], *, now: datetime | None = None) -> int:
+        """Insert or update by transaction_id in one transaction; returns the number of distinct alerts written.
+
+        A later alert for the same transaction replaces the earlier one's fields; ``stored_at`` keeps the time
+        the transaction was first stored.
+        """
+        if not alerts:
+            return 0
+        stored_at = utc(now or datetime.now(timezone.utc))
+        latest = {alert.transaction_id: alert for alert in alerts}  # PostgreSQL refuses one key twice per statement
+        rows = [_row(alert, stored_at) for alert in latest.values()]
+        with self._connect(write=True) as conn:
+            statement = upsert_statement(conn.dialect.name)
+            if statement is None:  # another dialect: delete then insert, in the same transaction
+                table = alerts_table
+                conn.execute(table.delete().where(table.c.transaction_id.in_(list(latest))))
+                conn.execute(table.insert(), rows)
+            else:
+                conn.execute(statement, rows)
+        return len(rows)
+
+    def get(self, transaction_id: str) -> StoredAlert | None:
+        with self._connect() as conn:
+            row = conn.execute(sa.select(alerts_table).where(alerts_table.c.transaction_id == transaction_id)).first()
+        return None if row is None else _alert(row._mapping)
+
+    def count(self, where: AlertFilter | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(alerts_table).where(*_conditions(where or AlertFilter()))
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def page(self, where: AlertFilter | None = None, *, limit: int = 100, after: Cursor | None = None) -> AlertPage:
+        """Up to ``limit`` alerts newest first, starting after ``after``; ``next_cursor`` is None on the last page."""
+        table = alerts_table
+        conditions = _conditions(where or AlertFilter())
+        if after is not None:
+            at = utc(after.event_time)
+            conditions.append(
+                sa.or_(
+                    table.c.event_time < at,
+                    sa.and_(table.c.event_time == at, table.c.transaction_id < after.transaction_id),
+                )
+            )
+        query = (
+            sa.select(table)
+            .where(*conditions)
+            .order_by(table.c.event_time.desc(), table.c.transaction_id.desc())
+            .limit(limit + 1)
+        )
+        with self._connect() as conn:
+            rows = conn.execute(query).all()
+        alerts = [_alert(row._mapping) for row in rows[:limit]]
+        more = len(rows) > limit
+        last = alerts[-1] if alerts else None
+        cursor = Cursor(last.event_time, last.transaction_id) if more and last else None
+        return AlertPage(alerts=alerts, next_cursor=cursor)
+
+    def stats(self, where: AlertFilter | None = None) -> AlertStats:
+        """Counts by model version and by UTC hour of event time."""
+        table = alerts_table
+        conditions = _conditions(where or AlertFilter())
+        by_version = (
+            sa.select(table.c.model_version, sa.func.count()).where(*conditions).group_by(table.c.model_version)
+        )
+        with self._connect() as conn:
+            versions = {str(name): int(count) for name, count in conn.execute(by_version)}
+            bucket = hour_bucket(conn.dialect.name, table.c.event_time)
+            hours: dict[datetime, int] = {}
+            if bucket is None:  # another dialect: bucket in Python
+                for (event_time,) in conn.execute(sa.select(table.c.event_time).where(*conditions)):
+                    hour = utc(event_time).replace(minute=0, second=0, microsecond=0)
+                    hours[hour] = hours.get(hour, 0) + 1
+            else:
+                by_hour = sa.select(bucket.label("hour"), sa.func.count()).where(*conditions).group_by(bucket)
+                for hour, count in conn.execute(by_hour):
+                    start = datetime.fromisoformat(hour) if isinstance(hour, str) else hour
+                    hours[utc(start)] = hours.get(utc(start), 0) + int(count)
+        return AlertStats(total=sum(versions.values()), by_model_version=versions, by_hour=dict(sorted(hours.items())))
+
+
+def _conditions(where: AlertFilter) -> list[sa.ColumnElement[bool]]:
+    table = alerts_table
+    conditions: list[sa.ColumnElement[bool]] = []
+    if where.since is not None:
+        conditions.append(table.c.event_time >= utc(where.since))
+    if where.until is not None:
+        conditions.append(table.c.event_time < utc(where.until))
+    if where.min_score is not None:
+        conditions.append(table.c.score >= where.min_score)
+    if where.model_version is not None:
+        conditions.append(table.c.model_version == where.model_version)
+    return conditions
+
+
+def _row(alert: Alert, stored_at: datetime) -> dict[str, Any]:
+    row = alert.model_dump()
+    row["event_time"] = utc(alert.event_time)
+    row["scored_at"] = utc(alert.scored_at)
+    row["stored_at"] = stored_at
+    return row
+
+
+def _alert(row: Any) -> StoredAlert:
+    values = dict(row)
+    for name in ("event_time", "scored_at", "stored_at"):
+        values[name] = utc(values[name])
+    return StoredAlert.model_validate(values)

@@ -1,0 +1,280 @@
+"""fraud-alerts -> alert sink -> store -> GET /alerts, on a real broker, a real MLflow model and real HTTP.
+
+The alerts are produced here by a transactional producer (committed transactions, and one aborted whose alerts
+must never show), scored by the trained model through the kernel's FraudModel, so this test does not wait on the
+scorer. The full replay -> scorer leg is one more test: produce the transactions, run the scorer, then hand the
+alerts it should raise to :func:`assert_api_serves_exactly`.
+
+The API runs as users run it, ``fraudstream serve`` in a subprocess (first with the sink inside, then restarted
+with ``FRAUD_API_RUN_SINK=false`` beside a standalone ``fraudstream sink``): nothing stored is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from fraudstream.kafka.clients import consumer_config, producer_config
+from fraudstream.kafka.launcher import free_port
+from fraudstream.model.registry import ModelRegistry
+from fraudstream.schemas import FEATURES, Alert
+from fraudstream.settings import Settings
+
+FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
+T0 = datetime(2013, 9, 1, tzinfo=timezone.utc)
+PAGE = 7  # small pages: the walk crosses many page boundaries
+
+
+# ---- helpers a replay -> scorer test reuses ------------------------------------------------------------------
+def fetch_all_alerts(
+    base_url: str, *, headers: dict[str, str] | None = None, limit: int = PAGE
+) -> list[dict[str, Any]]:
+    """Every alert GET /alerts serves, following next_cursor page by page."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
+        while True:
+            params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+            response = client.get("/alerts", params=params)
+            response.raise_for_status()
+            body = response.json()
+            items.extend(body["data"])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return items
+
+
+def assert_api_serves_exactly(
+    base_url: str, expected: Sequence[Alert], *, timeout: float = 60.0, headers: dict[str, str] | None = None
+) -> None:
+    """Wait until GET /alerts serves exactly ``expected`` (every field, each once), or fail showing the difference."""
+    wanted = {alert.transaction_id: alert for alert in expected}
+    deadline = time.monotonic() + timeout
+    while True:
+        items = fetch_all_alerts(base_url, headers=headers)
+        got = {item["transaction_id"]: Alert.model_validate(_without_stored_at(item)) for item in items}
+        if len(items) == len(got) and got == wanted:
+            return
+        if time.monotonic() > deadline or len(got) > len(wanted):
+            missing = sorted(set(wanted) - set(got))
+            unexpected = sorted(set(got) - set(wanted))
+            changed = sorted(key for key in set(got) & set(wanted) if got[key] != wanted[key])
+            pytest.fail(
+                f"GET /alerts served {len(items)} items ({len(got)} distinct), expected {len(wanted)}: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}, changed {changed[:5]}"
+            )
+        time.sleep(0.5)
+
+
+def _without_stored_at(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if key != "stored_at"}
+
+
+# ---- the API and the sink as processes ---------------------------------------------------------------------------
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("FRAUD_", "MLFLOW_"))}
+    names = (
+        "kafka_bootstrap",
+        "topic_alerts",
+        "sink_group_id",
+        "state_dir",
+        "alert_store_url",
+        "mlflow_tracking_uri",
+        "mlflow_artifact_location",
+        "model_name",
+        "api_port",
+        "sink_batch_timeout_s",
+    )
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"FRAUD_{name.upper()}"] = str(value)
+    env.update(extra)
+    return env
+
+
+class Service:
+    """A `fraudstream ...` subprocess with its output in a file (shown when a check fails)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_file: Path) -> None:
+        self.log_file = log_file
+        self._log = log_file.open("wb")
+        self.process = subprocess.Popen([str(FRAUDSTREAM), *args], env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for the clean stop; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._log.close()
+        return code
+
+
+@pytest.fixture
+def services() -> Iterator[Callable[..., Service]]:
+    started: list[Service] = []
+
+    def start(args: list[str], env: dict[str, str], log_file: Path) -> Service:
+        service = Service(args, env, log_file)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:  # a failed test must not leave servers running
+        service.stop(timeout=10)
+
+
+def wait_ready(base_url: str, service: Service, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            pytest.fail(f"the API exited with {service.process.returncode}:\n{service.output()[-3000:]}")
+        try:
+            response = httpx.get(f"{base_url}/readyz", timeout=2)
+            if response.status_code == 200:
+                return response.json()  # type: ignore[no-any-return]
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"the API was not ready within {timeout} s:\n{service.output()[-3000:]}")
+
+
+# ---- alerts scored by the trained model ----------------------------------------------------------------------------
+def scored_alerts(settings: Settings, data_csv: Path, count: int) -> list[Alert]:
+    """``count`` alerts the serving model really raises on rows of ``data_csv`` (frauds first), via FraudModel."""
+    model = ModelRegistry(settings).load_serving()
+    frame = pd.read_csv(data_csv)
+    frame = pd.concat([frame[frame["Class"] == 1], frame[frame["Class"] == 0].head(2000)])
+    scores = model.score(frame[list(FEATURES)].to_numpy(dtype=np.float32))
+    flagged = frame.assign(score=scores)[model.flags(scores)].head(count)
+    assert len(flagged) == count, f"the model flags only {len(flagged)} rows"
+    run = uuid.uuid4().hex[:6]
+    return [
+        Alert(
+            transaction_id=f"flow-{run}:{row.Index}",
+            score=min(float(row.score), 1.0),  # ONNX sums tree votes in float32: 1.0000004 happens
+            threshold=model.threshold,
+            model_name=model.name,
+            model_version=model.version,
+            event_time=T0 + timedelta(seconds=float(row.Time)),
+            scored_at=datetime.now(timezone.utc),
+            partition=int(row.Index) % 3,
+            offset=int(row.Index),
+            amount=float(row.Amount),
+            label=int(row.Class),
+        )
+        for row in flagged.itertuples()
+    ]
+
+
+class AlertProducer:
+    """A transactional producer on the alerts topic, as the scorer's output side is."""
+
+    def __init__(self, settings: Settings) -> None:
+        config = producer_config(
+            settings.kafka(), client_id="test-alerts", transactional_id=f"test-alerts-{uuid.uuid4().hex[:8]}"
+        )
+        self.topic = settings.topic_alerts
+        self.producer = Producer(config)
+        self.producer.init_transactions(30)
+
+    def transaction(self, payloads: Sequence[Alert | bytes], *, commit: bool = True) -> None:
+        self.producer.begin_transaction()
+        for payload in payloads:
+            if isinstance(payload, Alert):
+                self.producer.produce(self.topic, key=payload.transaction_id, value=payload.model_dump_json())
+            else:
+                self.producer.produce(self.topic, key=b"junk", value=payload)
+        self.producer.flush(30)
+        if commit:
+            self.producer.commit_transaction(30)
+        else:
+            self.producer.abort_transaction(30)
+
+
+def committed_and_end_offsets(settings: Settings) -> tuple[dict[int, int], dict[int, int]]:
+    consumer = Consumer(consumer_config(settings.kafka(), group_id=settings.sink_group_id, client_id="test-check"))
+    try:
+        partitions = [TopicPartition(settings.topic_alerts, p) for p in range(settings.topic_partitions)]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+        return committed, ends
+    finally:
+        consumer.close()
+
+
+# ---- the test ------------------------------------------------------------------------------------------------------
+def test_alerts_on_the_topic_are_served_exactly_once_across_an_api_restart(
+    settings_factory: Callable[..., Settings], trained_model: Any, services: Callable[..., Service], tmp_path: Path
+) -> None:
+    settings = settings_factory(
+        **trained_model.overrides,
+        alert_store_url=f"sqlite:///{tmp_path / 'alerts.db'}",
+        api_port=free_port(),
+        sink_batch_timeout_s=0.2,
+    )
+    base_url = f"http://127.0.0.1:{settings.api_port}"
+    alerts = scored_alerts(settings, trained_model.data_csv, 45)
+    first, aborted, second, later = alerts[:15], alerts[15:25], alerts[25:35], alerts[35:]
+    producer = AlertProducer(settings)
+    producer.transaction(first)
+    producer.transaction(aborted, commit=False)
+    producer.transaction([*second, b'{"transaction_id": "not an alert"}'])
+
+    # 1. The API with its sink inside: exactly the committed alerts, the invalid message counted, no lag left.
+    api = services(["serve"], process_env(settings), tmp_path / "serve-1.log")
+    ready = wait_ready(base_url, api)
+    assert ready["model"]["detail"] == f"{settings.model_name} v{trained_model.version}"
+    assert_api_serves_exactly(base_url, first + second)
+    sink = _wait_for(lambda: httpx.get(f"{base_url}/readyz").json()["sink"], lambda s: s["lag"] == 0)
+    assert sink["invalid"] == 1
+    metrics = httpx.get(f"{base_url}/metrics").text.splitlines()
+    (stored,) = [float(line.split()[-1]) for line in metrics if line.startswith("fraudstream_api_alerts_stored_total")]
+    assert stored >= len(first + second)  # writes: a redelivery after a rebalance would count twice
+    assert httpx.get(f"{base_url}/alerts/{aborted[0].transaction_id}").status_code == 404
+    assert api.stop() == 0, api.output()[-3000:]
+    committed, ends = committed_and_end_offsets(settings)
+    assert committed == ends  # offsets committed past every stored alert (and the transaction markers)
+
+    # 2. Restarted as replicas run it: the API without a sink, and one standalone sink; a redelivered alert too.
+    producer.transaction([*later, first[0]])
+    api = services(["serve"], process_env(settings, FRAUD_API_RUN_SINK="false"), tmp_path / "serve-2.log")
+    sink_process = services(["sink", "--status-interval", "1"], process_env(settings), tmp_path / "sink.log")
+    assert wait_ready(base_url, api)["sink"]["detail"].startswith("not run in this process")
+    assert_api_serves_exactly(base_url, first + second + later)
+    assert httpx.get(f"{base_url}/alerts/stats").json()["total"] == len(first + second + later)
+    assert sink_process.stop() == 0, sink_process.output()[-3000:]
+    assert "stored" in sink_process.output()
+    assert api.stop() == 0, api.output()[-3000:]
+
+
+def _wait_for(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value):
+        if time.monotonic() > deadline:
+            pytest.fail(f"still {value!r} after {timeout} s")
+        time.sleep(0.5)
+        value = read()
+    return value

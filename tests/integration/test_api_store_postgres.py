@@ -1,0 +1,142 @@
+"""The alert store on a real PostgreSQL server (started here with initdb/pg_ctl; skipped when PostgreSQL or the
+optional ``postgres`` extra is not installed): the same upserts, pages and stats as on SQLite."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.store import AlertFilter, AlertRepository
+from fraudstream.kafka.launcher import free_port
+from fraudstream.schemas import Alert
+from fraudstream.settings import load_settings
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _pg_tool(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a free port; PostgreSQL refuses to run as root, so root runs it as the
+    ``postgres`` user."""
+    pytest.importorskip("psycopg", reason="the optional postgres extra (psycopg) is not installed")
+    initdb, pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    prefix: list[str] = []
+    home = Path(tempfile.mkdtemp(prefix="fraudstream-pg-"))
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no postgres user to run PostgreSQL as")
+        os.chown(home, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data, port = home / "data", free_port()
+    run = {"check": True, "capture_output": True, "timeout": 120}
+    try:
+        subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "fraud", "--no-sync"], **run)
+        options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(home / "pg.log"), "-w", "start"], **run
+        )
+        yield f"postgresql+psycopg://fraud@127.0.0.1:{port}/postgres"
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], **run)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[AlertRepository]:
+    # A session zone 5:30 off UTC: hour buckets and returned times must still be UTC.
+    engine = sa.create_engine(postgres_url, connect_args={"options": "-c TimeZone=Asia/Kolkata"})
+    repository = AlertRepository(engine)
+    repository.create_schema()
+    yield repository
+    with repository.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE alerts")
+    repository.engine.dispose()
+
+
+def _alert(index: int, event_time: datetime, **fields: object) -> Alert:
+    values: dict[str, object] = {
+        "transaction_id": f"tx-{index:05d}",
+        "score": 0.9,
+        "threshold": 0.5,
+        "model_name": "fraud-pg",
+        "model_version": "1",
+        "event_time": event_time,
+        "scored_at": event_time + timedelta(seconds=1),
+        "partition": 0,
+        "offset": index,
+        "amount": 1.5,
+        "label": None,
+    }
+    return Alert(**{**values, **fields})
+
+
+def test_upserts_pages_and_stats_on_postgresql(store: AlertRepository) -> None:
+    paris = timezone(timedelta(hours=2))
+    alerts = [_alert(i, (T0 + timedelta(minutes=20 * (i % 6))).astimezone(paris)) for i in range(24)]
+    assert store.upsert_many(alerts, now=T0) == 24
+    assert store.upsert_many([*alerts[:5], _alert(3, alerts[3].event_time, score=0.99)], now=T0 + timedelta(1)) == 5
+
+    assert store.count() == 24
+    found = store.get("tx-00003")
+    assert found is not None
+    assert (found.score, found.stored_at, found.event_time) == (0.99, T0, alerts[3].event_time)
+
+    seen, after = [], None
+    while True:
+        page = store.page(limit=5, after=after)
+        seen += [a.transaction_id for a in page.alerts]
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert sorted(seen) == sorted(a.transaction_id for a in alerts)
+    assert len(seen) == len(set(seen))
+
+    stats = store.stats()
+    assert stats.by_model_version == {"1": 24}
+    assert stats.by_hour == {T0: 12, T0 + timedelta(hours=1): 12}  # UTC hours, whatever the session zone
+    assert store.count(AlertFilter(since=T0 + timedelta(hours=1), min_score=0.95)) == 1  # tx-00003 at 13:00
+
+
+def test_the_api_pages_alerts_from_postgresql(postgres_url: str, store: AlertRepository, tmp_path: Path) -> None:
+    store.upsert_many([_alert(i, T0 + timedelta(seconds=i // 3)) for i in range(12)])
+    settings = load_settings(state_dir=tmp_path, alert_store_url=postgres_url, api_run_sink=False)
+
+    class NoModel:
+        def serving_version(self) -> None:
+            return None
+
+        def load(self, version: str) -> None:
+            raise AssertionError("no model to load")
+
+    with TestClient(create_app(settings, registry=NoModel(), store=store)) as client:
+        first = client.get("/alerts", params={"limit": 5}).json()
+        second = client.get("/alerts", params={"limit": 50, "cursor": first["next_cursor"]}).json()
+        assert client.get("/readyz").json()["store"] == {"ok": True, "detail": "postgresql answers"}
+
+    ids = [a["transaction_id"] for a in first["data"] + second["data"]]
+    assert ids == [f"tx-{i:05d}" for i in range(11, -1, -1)]

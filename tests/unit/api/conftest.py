@@ -1,0 +1,125 @@
+"""Fixtures of the API unit tests: a small real ONNX forest behind a fake registry, a SQLite store in tmp, and a
+TestClient factory. No broker and no MLflow: those are the integration tests' business."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.store import AlertRepository
+from fraudstream.model.engine import OnnxEngine
+from fraudstream.schemas import FEATURES, Alert
+from fraudstream.settings import Settings, load_settings
+
+from .fakes import MODEL_NAME, FakeRegistry, FakeRunMetrics
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def onnx_engine() -> OnnxEngine:
+    """A real (small) RandomForest compiled to ONNX the way the trainer does, trained on synthetic rows."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from fraudstream.data.synth import generate
+    from trainer.export import forest_to_onnx
+
+    frame = generate(4000, seed=1, fraud_rate=0.05)
+    forest = RandomForestClassifier(n_estimators=8, max_depth=5, n_jobs=1, random_state=1)
+    forest.fit(frame[list(FEATURES)].to_numpy(dtype=np.float32), frame["Class"].to_numpy())
+    return OnnxEngine(forest_to_onnx(Pipeline([("forest", forest)])))  # type: ignore[arg-type]
+
+
+def unit_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    defaults: dict[str, Any] = {
+        "state_dir": tmp_path / "state",
+        "alert_store_url": f"sqlite:///{tmp_path / 'alerts.db'}",
+        "api_run_sink": False,
+        "model_poll_interval_s": 3600,  # tests move the alias and call refresh() themselves
+    }
+    return load_settings(**{**defaults, **overrides})
+
+
+AppFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, onnx_engine: OnnxEngine) -> Iterator[AppFactory]:
+    """``make_client(registry=..., consumer_factory=..., **settings overrides) -> TestClient``, lifespan run."""
+    clients: list[TestClient] = []
+
+    def make(
+        *, registry: FakeRegistry | None = None, consumer_factory: Callable[..., Any] | None = None, **overrides: Any
+    ) -> TestClient:
+        """A started app; with ``consumer_factory`` the sink runs in it on that (fake) consumer."""
+        settings = unit_settings(tmp_path, **overrides)
+        app = create_app(
+            settings,
+            registry=registry if registry is not None else FakeRegistry(onnx_engine),
+            run_metrics=FakeRunMetrics(),
+            store=AlertRepository.from_url(settings.alert_store),
+            run_sink=consumer_factory is not None,
+            consumer_factory=consumer_factory,
+        )
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: AppFactory) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def services_of() -> Callable[[TestClient], Any]:
+    """``services_of(client)``: the app's wired parts (models, store, metrics, sink)."""
+
+    def services(client: TestClient) -> Any:
+        app: FastAPI = client.app  # type: ignore[assignment]
+        return app.state.services
+
+    return services
+
+
+@pytest.fixture
+def fake_registry() -> type[FakeRegistry]:
+    return FakeRegistry
+
+
+@pytest.fixture
+def alert() -> Callable[..., Alert]:
+    """``alert(index, event_time=T0, **fields)``: a valid Alert with id ``tx-<index>``."""
+    return make_alert
+
+
+def make_alert(index: int, event_time: datetime = T0, **fields: Any) -> Alert:
+    values: dict[str, Any] = {
+        "transaction_id": f"tx-{index:05d}",
+        "score": 0.9,
+        "threshold": 0.5,
+        "model_name": MODEL_NAME,
+        "model_version": "1",
+        "event_time": event_time,
+        "scored_at": event_time + timedelta(seconds=1),
+        "partition": index % 3,
+        "offset": index,
+        "amount": 10.0 + index,
+        "label": 1,
+    }
+    values.update(fields)
+    return Alert(**values)
