@@ -22,6 +22,8 @@ from fraudstream.kafka.launcher import LocalBroker, free_port
 from fraudstream.kafka.topics import delete_topics, ensure_topics, standard_topics
 from fraudstream.settings import Settings, load_settings
 
+from .api_support import Service
+
 log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
@@ -163,3 +165,19 @@ def _local_broker(home: Path, cache_dir: Path) -> Iterator[str]:
         yield status.bootstrap
     finally:
         broker.down()
+
+
+# ---- services run as processes (the API, the sink) -------------------------------------------------------------
+@pytest.fixture
+def services() -> Iterator[Callable[..., Service]]:
+    """Start `fraudstream ...` processes; each is stopped at the end of the test, even a failed one."""
+    started: list[Service] = []
+
+    def start(args: list[str], env: dict[str, str], log_file: Path) -> Service:
+        service = Service(args, env, log_file)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:  # a failed test must not leave servers running
+        service.stop(timeout=10)

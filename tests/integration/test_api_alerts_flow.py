@@ -11,13 +11,9 @@ with ``FRAUD_API_RUN_SINK=false`` beside a standalone ``fraudstream sink``): not
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,130 +30,9 @@ from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES, Alert
 from fraudstream.settings import Settings
 
-FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
+from .api_support import Service, assert_api_serves_exactly, process_env, wait_ready
+
 T0 = datetime(2013, 9, 1, tzinfo=timezone.utc)
-PAGE = 7  # small pages: the walk crosses many page boundaries
-
-
-# ---- helpers a replay -> scorer test reuses ------------------------------------------------------------------
-def fetch_all_alerts(
-    base_url: str, *, headers: dict[str, str] | None = None, limit: int = PAGE
-) -> list[dict[str, Any]]:
-    """Every alert GET /alerts serves, following next_cursor page by page."""
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
-        while True:
-            params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-            response = client.get("/alerts", params=params)
-            response.raise_for_status()
-            body = response.json()
-            items.extend(body["data"])
-            cursor = body["next_cursor"]
-            if cursor is None:
-                return items
-
-
-def assert_api_serves_exactly(
-    base_url: str, expected: Sequence[Alert], *, timeout: float = 60.0, headers: dict[str, str] | None = None
-) -> None:
-    """Wait until GET /alerts serves exactly ``expected`` (every field, each once), or fail showing the difference."""
-    wanted = {alert.transaction_id: alert for alert in expected}
-    deadline = time.monotonic() + timeout
-    while True:
-        items = fetch_all_alerts(base_url, headers=headers)
-        got = {item["transaction_id"]: Alert.model_validate(_without_stored_at(item)) for item in items}
-        if len(items) == len(got) and got == wanted:
-            return
-        if time.monotonic() > deadline or len(got) > len(wanted):
-            missing = sorted(set(wanted) - set(got))
-            unexpected = sorted(set(got) - set(wanted))
-            changed = sorted(key for key in set(got) & set(wanted) if got[key] != wanted[key])
-            pytest.fail(
-                f"GET /alerts served {len(items)} items ({len(got)} distinct), expected {len(wanted)}: "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}, changed {changed[:5]}"
-            )
-        time.sleep(0.5)
-
-
-def _without_stored_at(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in item.items() if key != "stored_at"}
-
-
-# ---- the API and the sink as processes ---------------------------------------------------------------------------
-def process_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("FRAUD_", "MLFLOW_"))}
-    names = (
-        "kafka_bootstrap",
-        "topic_alerts",
-        "sink_group_id",
-        "state_dir",
-        "alert_store_url",
-        "mlflow_tracking_uri",
-        "mlflow_artifact_location",
-        "model_name",
-        "api_port",
-        "sink_batch_timeout_s",
-    )
-    for name in names:
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"FRAUD_{name.upper()}"] = str(value)
-    env.update(extra)
-    return env
-
-
-class Service:
-    """A `fraudstream ...` subprocess with its output in a file (shown when a check fails)."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log_file: Path) -> None:
-        self.log_file = log_file
-        self._log = log_file.open("wb")
-        self.process = subprocess.Popen([str(FRAUDSTREAM), *args], env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then wait for the clean stop; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._log.close()
-        return code
-
-
-@pytest.fixture
-def services() -> Iterator[Callable[..., Service]]:
-    started: list[Service] = []
-
-    def start(args: list[str], env: dict[str, str], log_file: Path) -> Service:
-        service = Service(args, env, log_file)
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:  # a failed test must not leave servers running
-        service.stop(timeout=10)
-
-
-def wait_ready(base_url: str, service: Service, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            pytest.fail(f"the API exited with {service.process.returncode}:\n{service.output()[-3000:]}")
-        try:
-            response = httpx.get(f"{base_url}/readyz", timeout=2)
-            if response.status_code == 200:
-                return response.json()  # type: ignore[no-any-return]
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"the API was not ready within {timeout} s:\n{service.output()[-3000:]}")
 
 
 # ---- alerts scored by the trained model ----------------------------------------------------------------------------
