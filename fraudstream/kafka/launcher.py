@@ -1,8 +1,8 @@
 """The local Apache Kafka broker: one KRaft node (broker + controller) on 127.0.0.1, run on the machine's Java.
 
-Our machines have no Docker engine, so development, tests and the demo run a real broker from the official jars:
-Maven resolves ``org.apache.kafka:kafka_2.13`` from Maven Central once into a cache folder, and the node keeps its
-data, log, pid and metadata in a home folder (``<state_dir>/kafka``), so a restart keeps topics and offsets.
+Our machines have no Docker engine, so development, tests and the demo run a real broker from the official jars
+(fetched once by :mod:`fraudstream.kafka.jars`); the node keeps its data, log, pid and metadata in a home folder
+(``<state_dir>/kafka``), so a restart keeps topics and offsets.
 
 Every process-level action (start, stop) checks that the pid on file really is this broker before signalling it.
 """
@@ -16,15 +16,11 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,6 +28,9 @@ from typing import TYPE_CHECKING
 
 from fraudstream.exceptions import BrokerError, ToolMissingError
 from fraudstream.kafka.connection import KafkaConnection
+from fraudstream.kafka.jars import KAFKA_VERSION, JarCache, Progress, ignore
+from fraudstream.kafka.processes import HOST, free_port, port_in_use, process_alive, process_cmdline, tail, wait_exit
+from fraudstream.kafka.tools import INSTALL_JAVA, MIN_JAVA, OR_EXTERNAL, java_major_version, require_tool
 from fraudstream.kafka.topics import admin_client, probe_cluster
 
 if TYPE_CHECKING:
@@ -41,20 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KAFKA_VERSION = "4.4.0"
-"""The Kafka release the local broker runs; equal to ``kafka.version`` in the packaged pom.xml."""
-MIN_JAVA = 17
-HOST = "127.0.0.1"
 
-Progress = Callable[[str], None]
-"""Receives short status lines ("downloaded 12 files ...") while slow steps run; the CLI shows them."""
-
-_MARKER = ".fraudstream-complete"
 _BROKER_MAIN = "kafka.Kafka"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
-_INSTALL_JAVA = "install Java 17+ (e.g. `apt install openjdk-17-jre-headless` or `brew install openjdk@17`)"
-_INSTALL_MAVEN = "install Maven 3.6+ (e.g. `apt install maven` or `brew install maven`)"
-_OR_EXTERNAL = "or set FRAUD_KAFKA_BOOTSTRAP to an existing cluster"
 # The readiness probe retries fast and stays quiet: "connection refused" is expected while the JVM starts.
 _QUIET_PROBE = {"reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 500, "log_level": 2}
 
@@ -115,95 +103,6 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def require_tool(name: str) -> str:
-    """The path of ``java`` or ``mvn``; ToolMissingError saying what to install when it is not on PATH."""
-    path = shutil.which(name)
-    if path:
-        return path
-    what = _INSTALL_JAVA if name == "java" else _INSTALL_MAVEN
-    purpose = "runs the local Kafka broker" if name == "java" else "fetches the local Kafka broker's jars once"
-    raise ToolMissingError(f"`{name}` not found on PATH ({name} {purpose}): {what}, {_OR_EXTERNAL}")
-
-
-def java_major_version(java: str) -> int | None:
-    """The major version of a ``java`` binary (8 for 1.8), or None when its banner cannot be read."""
-    try:
-        result = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
-    if not match:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major
-
-
-def port_in_use(port: int, host: str = HOST) -> bool:
-    """True when something already holds ``host:port`` (a bind the way the broker binds fails)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def free_port(host: str = HOST) -> int:
-    """A port nobody holds right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie counts as gone (and is reaped when it is our child)."""
-    with contextlib.suppress(ChildProcessError):
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    if Path("/proc/self").exists():
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
-        return state not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def process_cmdline(pid: int) -> str | None:
-    """The command line of ``pid`` (from /proc, else ``ps``); None when it cannot be read."""
-    if Path("/proc/self").exists():
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
-    try:
-        result = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False)
-    except OSError:
-        return None
-    return result.stdout.strip() or None
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    """The last lines of a log file ("" when it does not exist), for error messages."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 64 * 1024))
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 class LocalBroker:
     """One KRaft node on ``127.0.0.1:<port>`` whose state lives in ``home`` and whose jars live in ``cache_dir``.
 
@@ -215,7 +114,8 @@ class LocalBroker:
     ) -> None:
         self.port = port
         self.home = Path(home).expanduser().resolve()
-        self.cache_dir = Path(cache_dir).expanduser().resolve()
+        self.jars = JarCache(cache_dir, kafka_version)
+        self.cache_dir = self.jars.cache_dir
         self.heap_max = heap_max
         self.kafka_version = kafka_version
         self._process: subprocess.Popen[bytes] | None = None
@@ -233,7 +133,7 @@ class LocalBroker:
 
     @property
     def libs_dir(self) -> Path:
-        return self.cache_dir / self.kafka_version / "libs"
+        return self.jars.libs_dir
 
     @property
     def data_dir(self) -> Path:
@@ -265,72 +165,11 @@ class LocalBroker:
     # ---- jars ------------------------------------------------------------------------------------------------
     def jars_ready(self) -> bool:
         """True when the jars were resolved completely before (no network needed)."""
-        return (self.libs_dir / _MARKER).is_file()
+        return self.jars.ready()
 
     def ensure_jars(self, progress: Progress | None = None) -> Path:
-        """Resolve the broker's jars with Maven once (about a minute, 43 MB), then reuse them; returns the folder.
-
-        Maven writes into a temporary folder that is renamed into place only when complete, so an interrupted
-        download never leaves a half-filled cache behind.
-        """
-        if self.jars_ready():
-            return self.libs_dir
-        require_tool("java")  # Maven itself runs on Java
-        mvn = require_tool("mvn")
-        version_dir = self.libs_dir.parent
-        version_dir.mkdir(parents=True, exist_ok=True)
-        log.info("resolving Kafka %s jars with Maven into %s (first run only)", self.kafka_version, self.libs_dir)
-        work = Path(tempfile.mkdtemp(prefix=".resolve-", dir=version_dir))
-        try:
-            resolved = self._run_maven(mvn, work, progress or _ignore)
-            self._publish(resolved)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        return self.libs_dir
-
-    def _run_maven(self, mvn: str, work: Path, progress: Progress) -> Path:
-        pom = work / "pom.xml"
-        pom.write_text(resources.files("fraudstream.kafka").joinpath("pom.xml").read_text(encoding="utf-8"))
-        out = work / "libs"
-        command = [
-            mvn, "-B", "-Dstyle.color=never", "-f", str(pom), "dependency:copy-dependencies",
-            f"-DoutputDirectory={out}", "-DincludeScope=runtime", f"-Dkafka.version={self.kafka_version}",
-        ]  # fmt: skip
-        last_lines: deque[str] = deque(maxlen=30)
-        downloads = 0
-        with subprocess.Popen(
-            command, cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        ) as maven:
-            assert maven.stdout is not None
-            for line in maven.stdout:
-                last_lines.append(line.rstrip())
-                if "Downloaded from" in line:
-                    downloads += 1
-                    progress(f"Maven: downloaded {downloads} files ({_artifact(line)})")
-                elif "Copying " in line:
-                    progress(f"Maven: copying {_artifact(line)}")
-        if maven.returncode != 0:
-            raise BrokerError(
-                f"mvn could not resolve the Kafka {self.kafka_version} jars (exit {maven.returncode}); check access "
-                "to Maven Central (or a mirror in ~/.m2/settings.xml). Last lines of mvn:\n" + "\n".join(last_lines)
-            )
-        jars = sorted(out.glob("*.jar"))
-        if not any(jar.name == f"kafka_2.13-{self.kafka_version}.jar" for jar in jars):
-            raise BrokerError(f"mvn finished but {out} lacks kafka_2.13-{self.kafka_version}.jar")
-        size = sum(jar.stat().st_size for jar in jars)
-        (out / _MARKER).write_text(json.dumps({"kafka_version": self.kafka_version, "jars": len(jars), "bytes": size}))
-        log.info("resolved %d jars (%.0f MB) for Kafka %s", len(jars), size / 1e6, self.kafka_version)
-        return out
-
-    def _publish(self, resolved: Path) -> None:
-        """Rename the complete folder into place; when another process won the race, keep theirs."""
-        if self.libs_dir.exists() and not self.jars_ready():
-            shutil.rmtree(self.libs_dir)  # a folder without the marker is not ours to trust
-        try:
-            resolved.rename(self.libs_dir)
-        except OSError:
-            if not self.jars_ready():
-                raise
+        """Resolve the broker's jars with Maven once (about a minute, 45 MB), then reuse them; returns the folder."""
+        return self.jars.ensure(progress)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def status(self) -> BrokerStatus:
@@ -351,7 +190,7 @@ class LocalBroker:
 
         Harmless when it already runs: it waits for it to answer and returns its status.
         """
-        report = progress or _ignore
+        report = progress or ignore
         with self._locked():
             pid = self._live_pid(cleanup=True)
             if pid is not None:
@@ -407,7 +246,7 @@ class LocalBroker:
         elif major < MIN_JAVA:
             raise ToolMissingError(
                 f"Kafka {self.kafka_version} needs Java {MIN_JAVA}+, but {java} is Java {major}: "
-                f"{_INSTALL_JAVA} (and put it first on PATH), {_OR_EXTERNAL}"
+                f"{INSTALL_JAVA} (and put it first on PATH), {OR_EXTERNAL}"
             )
         return java
 
@@ -542,11 +381,11 @@ class LocalBroker:
         log.info("stopping Kafka (pid %d)", pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if not _wait_exit(pid, timeout):
+        if not wait_exit(pid, timeout):
             log.warning("Kafka (pid %d) still runs %gs after SIGTERM; sending SIGKILL", pid, timeout)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            if not _wait_exit(pid, 10.0):
+            if not wait_exit(pid, 10.0):
                 raise BrokerError(f"Kafka (pid {pid}) survived SIGKILL; stop it by hand")
         self.pid_file.unlink(missing_ok=True)
         if self._process is not None and self._process.pid == pid:
@@ -564,15 +403,6 @@ class LocalBroker:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while process_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def _formatted_cluster_id(data_dir: Path) -> str | None:
     """The cluster id a formatted storage folder records in meta.properties, if it is formatted."""
     meta = data_dir / "meta.properties"
@@ -583,13 +413,3 @@ def _formatted_cluster_id(data_dir: Path) -> str | None:
         if sep and key.strip() == "cluster.id":
             return value.strip()
     return None
-
-
-def _artifact(line: str) -> str:
-    """The file name in a Maven 'Downloaded from ...' or 'Copying ...' line."""
-    match = re.search(r"([\w.+-]+\.(?:jar|pom))\b", line)
-    return match.group(1) if match else line.strip()[-60:]
-
-
-def _ignore(_: str) -> None:
-    """A progress callback that shows nothing."""

@@ -18,7 +18,8 @@ import pytest
 
 from fraudstream.exceptions import BrokerError
 from fraudstream.kafka.connection import KafkaConnection
-from fraudstream.kafka.launcher import LocalBroker, free_port
+from fraudstream.kafka.launcher import LocalBroker
+from fraudstream.kafka.processes import free_port
 from fraudstream.kafka.topics import delete_topics, ensure_topics, standard_topics
 from fraudstream.settings import Settings, load_settings
 
@@ -181,3 +182,11 @@ def services() -> Iterator[Callable[..., Service]]:
     yield start
     for service in started:  # a failed test must not leave servers running
         service.stop(timeout=10)
+
+
+@pytest.fixture
+def stream(trained_model: Any, tmp_path: Path) -> Path:
+    """The stream tests' input: 2,000 shuffled rows (100 frauds) of the data the session's model was trained on."""
+    from .stream_support import stream_csv
+
+    return stream_csv(trained_model.data_csv, tmp_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fraudstream.kafka.launcher import free_port
+from fraudstream.kafka.processes import free_port
 
 FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
 STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq")

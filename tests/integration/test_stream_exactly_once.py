@@ -9,8 +9,6 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
 from producer.pacing import Pace
 
 from .stream_support import (
@@ -21,7 +19,6 @@ from .stream_support import (
     read_alerts,
     replay_rows,
     scorer_process,
-    stream_csv,
     wait_caught_up,
 )
 
@@ -31,11 +28,6 @@ if TYPE_CHECKING:
     from tests.integration.conftest import SettingsFactory
 
 ROWS = 2000
-
-
-@pytest.fixture
-def stream(trained_model: TrainedModel, tmp_path: Path) -> Path:
-    return stream_csv(trained_model.data_csv, tmp_path)
 
 
 def wait_for(condition: object, what: str, timeout: float = 60) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
-import pytest
 from confluent_kafka import Producer
 
 from fraudstream.kafka.clients import producer_config
@@ -21,7 +20,6 @@ from .stream_support import (
     read_alerts,
     read_topic,
     replay_rows,
-    stream_csv,
     wait_caught_up,
 )
 
@@ -30,11 +28,6 @@ if TYPE_CHECKING:
     from tests.integration.conftest import SettingsFactory
 
 ROWS = 2000
-
-
-@pytest.fixture
-def stream(trained_model: TrainedModel, tmp_path: Path) -> Path:
-    return stream_csv(trained_model.data_csv, tmp_path)
 
 
 def test_replayed_rows_alert_exactly_the_offline_flags_of_the_serving_version(

@@ -164,7 +164,7 @@ class Demo:
         return result
 
     def _services(self) -> None:
-        from fraudstream.kafka.launcher import port_in_use
+        from fraudstream.kafka.processes import port_in_use
 
         for name, port in (
             ("FRAUD_API_PORT", self.settings.api_port),

@@ -17,15 +17,10 @@ import pytest
 import yaml
 
 from fraudstream.exceptions import BrokerError, ToolMissingError
-from fraudstream.kafka import launcher
-from fraudstream.kafka.launcher import (
-    KAFKA_VERSION,
-    LocalBroker,
-    free_port,
-    new_cluster_id,
-    port_in_use,
-    render_server_properties,
-)
+from fraudstream.kafka import launcher, tools
+from fraudstream.kafka.jars import KAFKA_VERSION, MARKER
+from fraudstream.kafka.launcher import LocalBroker, new_cluster_id, render_server_properties
+from fraudstream.kafka.processes import free_port, port_in_use
 from fraudstream.settings import load_settings
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
@@ -39,7 +34,7 @@ def broker(tmp_path: Path) -> LocalBroker:
 def pretend_jars_cached(broker: LocalBroker) -> LocalBroker:
     """Mark the jars as resolved before, so no Maven (and no network) is involved."""
     broker.libs_dir.mkdir(parents=True)
-    (broker.libs_dir / ".fraudstream-complete").write_text("{}")
+    (broker.libs_dir / MARKER).write_text("{}")
     return broker
 
 
@@ -115,7 +110,7 @@ def test_from_settings_uses_the_state_folder_port_and_cache(tmp_path: Path) -> N
 
 # ---- tools -------------------------------------------------------------------------------------------------------
 def test_missing_java_says_what_to_install(broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launcher.shutil, "which", lambda name: None if name == "java" else f"/usr/bin/{name}")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None if name == "java" else f"/usr/bin/{name}")
 
     with pytest.raises(ToolMissingError, match=r"Java 17\+") as caught:
         broker.up()
@@ -123,7 +118,7 @@ def test_missing_java_says_what_to_install(broker: LocalBroker, monkeypatch: pyt
 
 
 def test_missing_maven_says_what_to_install(broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launcher.shutil, "which", lambda name: None if name == "mvn" else f"/usr/bin/{name}")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None if name == "mvn" else f"/usr/bin/{name}")
 
     with pytest.raises(ToolMissingError, match=r"Maven 3\.6\+") as caught:
         broker.ensure_jars()
@@ -131,13 +126,13 @@ def test_missing_maven_says_what_to_install(broker: LocalBroker, monkeypatch: py
 
 
 def test_cached_jars_need_no_maven(jars_cached: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launcher.shutil, "which", lambda name: None)
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
 
     assert jars_cached.ensure_jars() == jars_cached.libs_dir
 
 
 def test_old_java_is_refused(jars_cached: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launcher.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(launcher, "java_major_version", lambda java: 11)
 
     with pytest.raises(ToolMissingError, match=r"needs Java 17\+.*Java 11"):
