@@ -50,13 +50,15 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops the demo the way Ctrl-C does, so the same cleanup runs."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the demo with KeyboardInterrupt, so the same cleanup runs. SIGINT is set too:
+    a process started in the background of a script inherits it as ignored, and Python then installs nothing."""
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _http_json(url: str, api_key: str | None, timeout: float = 5.0) -> tuple[int, Any]:
@@ -80,7 +82,7 @@ class Demo:
         self.api_url = f"http://{settings.api_host}:{settings.api_port}"
 
     def run(self) -> int:
-        with _sigterm_interrupts():
+        with _signals_interrupt():
             try:
                 return self._steps()
             except KeyboardInterrupt:
@@ -128,7 +130,8 @@ class Demo:
                 self.console.print(f"  using the local broker already running at {broker.bootstrap} (left running)")
             else:
                 self.broker = broker  # set before up(): an interrupted start is still stopped
-                broker.up(progress=lambda line: self.console.print(f"  {escape(line)}"))
+                with self.console.status("starting a local Kafka broker ...") as status:
+                    broker.up(progress=lambda line: status.update(escape(line)))
                 self.console.print(f"  started a local broker at {broker.bootstrap} (stopped at the end)")
         else:
             info = probe_cluster(self.settings.kafka())

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fraudstream.cli.demo.observe import SeenAlert
+from fraudstream.schemas import SEED_EXAMPLE
 from fraudstream.settings import Settings
 
 
@@ -125,15 +126,24 @@ def render(console: Console, summary: DemoSummary, settings: Settings) -> None:
     console.print(table)
 
 
+def example_transaction(settings: Settings) -> Path:
+    """The seed's example transaction as a JSON file, for the curl line below."""
+    path = (settings.state_dir / "demo" / "transaction.json").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(SEED_EXAMPLE, indent=2))
+    return path
+
+
 def where_next(console: Console, settings: Settings, *, running: bool) -> None:
     api = f"http://{settings.api_host}:{settings.api_port}"
     mlflow_ui = f"mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000"
     if settings.artifact_location:
         mlflow_ui += f" --default-artifact-root {settings.artifact_location}"
     bootstrap = settings.bootstrap_servers
+    example = example_transaction(settings)
     lines = [
         f"API docs        {api}/docs" + ("" if running else "   (run with --keep-running, or `fraudstream serve`)"),
-        f"predict         curl -s {api}/predict -H 'content-type: application/json' -d @transaction.json",
+        f"predict         curl -s {api}/predict -H 'content-type: application/json' -d @{example}",
         f"MLflow UI       {mlflow_ui}",
         f"topics          {settings.topic_transactions}, {settings.topic_alerts}, {settings.topic_dlq} on {bootstrap}",
         "subscribe       fraudstream alerts tail --from-beginning",
