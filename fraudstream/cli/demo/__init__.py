@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -24,7 +27,7 @@ def demo(
     summary_json: Path | None = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),
 ) -> None:
     """Run everything: broker, training with the gate, scorer, API, a live replay, and a summary."""
-    from fraudstream.cli.demo.flow import Demo, DemoOptions
+    from fraudstream.cli.demo.flow import EXIT_INTERRUPTED, Demo, DemoOptions
 
     settings = settings_or_exit()
     if settings.log_level == "INFO":  # the steps speak for themselves; each service logs to its own file
@@ -38,7 +41,24 @@ def demo(
         keep_running=keep_running,
         summary_json=summary_json,
     )
-    raise typer.Exit(Demo(settings, options, console).run())
+    code = Demo(settings, options, console).run()
+    if code == EXIT_INTERRUPTED:
+        _exit_interrupted(code)
+    raise typer.Exit(code)
+
+
+def _exit_interrupted(code: int) -> None:
+    """Leave with ``code`` once the demo has stopped everything it started.
+
+    CPython 3.11 remembers a KeyboardInterrupt that passed through ``exec()`` of a string (dataclasses and
+    namedtuples build their methods that way, e.g. while mlflow is being imported) and then ends the process
+    with SIGINT whatever the program returns. Everything is stopped and flushed here, so exit directly.
+    """
+    console.file.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def register(app: typer.Typer) -> None:

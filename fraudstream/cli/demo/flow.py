@@ -127,6 +127,7 @@ class Demo:
         if self.settings.uses_local_broker:
             broker = LocalBroker.from_settings(self.settings)
             if broker.status().running:
+                broker.up()  # harmless when up: waits until it answers, refuses a changed FRAUD_KAFKA_LOCAL_PORT
                 self.console.print(f"  using the local broker already running at {broker.bootstrap} (left running)")
             else:
                 self.broker = broker  # set before up(): an interrupted start is still stopped
