@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import pytest
 
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings
+
+from .child_env import child_env, fields_of
 
 FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
 PAGE = 7  # small pages: a walk crosses many page boundaries
@@ -68,7 +69,7 @@ def _without_stored_at(item: dict[str, Any]) -> dict[str, Any]:
 
 # ---- the API and the sink as processes ---------------------------------------------------------------------------
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("FRAUD_", "MLFLOW_"))}
+    """The environment of a `fraudstream serve` or `sink` process with these settings."""
     names = (
         "kafka_bootstrap",
         "topic_alerts",
@@ -81,12 +82,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "api_port",
         "sink_batch_timeout_s",
     )
-    for name in names:
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"FRAUD_{name.upper()}"] = str(value)
-    env.update(extra)
-    return env
+    return child_env(fields_of(settings, names), **extra)
 
 
 class Service:

@@ -6,7 +6,6 @@ Everything runs against the session's real broker and the real MLflow store of t
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -25,11 +24,13 @@ from fraudstream.data.check import iter_validated_chunks
 from fraudstream.kafka.clients import consumer_config
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES, Alert
-from fraudstream.settings import Settings, env_name
+from fraudstream.settings import Settings
 from producer.bootstrap import replay
 from producer.pacing import Pace
 from producer.replay import ReplayOptions, ReplayStats
 from scorer.bootstrap import Scorer, bootstrap
+
+from .child_env import child_env, fields_of
 
 FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
 STREAM_FILE = "creditcard.csv"
@@ -149,11 +150,7 @@ class ScorerThread:
 
 def scorer_env(settings: Settings, **overrides: Any) -> dict[str, str]:
     """The environment of a `fraudstream score` process with these settings."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("FRAUD_", "MLFLOW_"))}
-    values = {field: getattr(settings, field) for field in _ENV_FIELDS} | overrides
-    env.update({env_name(field): str(value) for field, value in values.items() if value is not None})
-    env["COLUMNS"] = "200"
-    return env
+    return child_env(fields_of(settings, _ENV_FIELDS) | overrides, COLUMNS="200")
 
 
 @dataclass

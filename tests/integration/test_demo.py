@@ -21,7 +21,9 @@ from fraudstream.kafka.clients import consumer_config
 from fraudstream.kafka.launcher import LocalBroker
 from fraudstream.kafka.processes import free_port, process_alive
 from fraudstream.schemas import Alert
-from fraudstream.settings import Settings, env_name
+from fraudstream.settings import Settings
+
+from .child_env import child_env, fields_of
 
 QUICK = ["--rows", "1500", "--rate", "1500", "--n-estimators", "20", "--min-f1", "0.5"]
 PIDS = re.compile(r"scorer pid (\d+), API pid (\d+)")
@@ -78,8 +80,7 @@ def demo_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("FRAUD_", "MLFLOW_"))}
-    for field in (
+    names = (
         "kafka_bootstrap",
         "topic_transactions",
         "topic_alerts",
@@ -88,18 +89,18 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
         "sink_group_id",
         "state_dir",
         "model_name",
-    ):
-        value = getattr(settings, field)
-        if value is not None:
-            env[env_name(field)] = str(value)
-    env.update(
-        FRAUD_API_PORT=str(free_port()),
-        FRAUD_SCORER_METRICS_PORT=str(free_port()),
-        FRAUD_SCORER_TRANSACTION_TIMEOUT_MS="10000",
-        COLUMNS="200",
-        **extra,
     )
-    return env
+    return child_env(fields_of(settings, names), **_demo_extras(), **extra)
+
+
+def _demo_extras() -> dict[str, str]:
+    """Free ports for the services a demo starts, a short transaction timeout, and a wide console."""
+    return {
+        "FRAUD_API_PORT": str(free_port()),
+        "FRAUD_SCORER_METRICS_PORT": str(free_port()),
+        "FRAUD_SCORER_TRANSACTION_TIMEOUT_MS": "10000",
+        "COLUMNS": "200",
+    }
 
 
 def _read_topic(settings: Settings, topic: str) -> list[bytes]:
@@ -166,18 +167,8 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[Path, int]]:
 
 
 def _own_broker_env(state: Path, port: int) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("FRAUD_", "MLFLOW_"))}
-    env.update(
-        FRAUD_STATE_DIR=str(state),
-        FRAUD_KAFKA_LOCAL_PORT=str(port),
-        FRAUD_API_PORT=str(free_port()),
-        FRAUD_SCORER_METRICS_PORT=str(free_port()),
-        FRAUD_SCORER_TRANSACTION_TIMEOUT_MS="10000",
-        COLUMNS="200",
-    )
-    if "FRAUD_KAFKA_CACHE_DIR" in os.environ:
-        env["FRAUD_KAFKA_CACHE_DIR"] = os.environ["FRAUD_KAFKA_CACHE_DIR"]
-    return env
+    fields = {"state_dir": state, "kafka_local_port": port, "kafka_cache_dir": os.environ.get("FRAUD_KAFKA_CACHE_DIR")}
+    return child_env(fields, **_demo_extras())
 
 
 def test_ctrl_c_while_services_run_stops_them_and_the_broker_the_demo_started(

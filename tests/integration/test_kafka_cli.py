@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,8 @@ import pytest
 
 from fraudstream.kafka.processes import free_port
 
+from .child_env import child_env
+
 FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
 STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq")
 
@@ -20,14 +21,8 @@ STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq")
 @pytest.fixture
 def cli_env(tmp_path: Path, kafka_cache_dir: Path) -> dict[str, str]:
     """The environment of a user with no cluster configured: the local broker on a free port, a private state."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("FRAUD_")}
-    env.update(
-        FRAUD_STATE_DIR=str(tmp_path / "state"),
-        FRAUD_KAFKA_LOCAL_PORT=str(free_port()),
-        FRAUD_KAFKA_CACHE_DIR=str(kafka_cache_dir),
-        COLUMNS="200",
-    )
-    return env
+    fields = {"state_dir": tmp_path / "state", "kafka_local_port": free_port(), "kafka_cache_dir": kafka_cache_dir}
+    return child_env(fields, COLUMNS="200")
 
 
 def kafka(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
