@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from fraudstream.cli.demo.observe import AlertCollector, scorer_has_partitions, scorer_lag
+from fraudstream.cli.demo.observe import AlertCollector, ScorerGroup
 from fraudstream.cli.demo.report import render, summarise, where_next
 from fraudstream.cli.demo.supervisor import Supervisor
 from fraudstream.exceptions import BrokerError
@@ -78,6 +78,7 @@ class Demo:
         self.broker: Any = None  # the LocalBroker, when this demo started it
         self.supervisor = Supervisor(settings.state_dir / "demo", self._child_env())
         self.collector: AlertCollector | None = None
+        self.scorer_group = ScorerGroup(settings)
         self.api_key = settings.api_key.get_secret_value() if settings.api_key else None
         self.api_url = f"http://{settings.api_host}:{settings.api_port}"
 
@@ -192,7 +193,7 @@ class Demo:
         with self.console.status("waiting for the scorer to join its group ..."):
             self.supervisor.wait_until(
                 scorer,
-                lambda: scorer_has_partitions(self.settings),
+                self.scorer_group.has_partitions,
                 what="assigned its partitions",
                 timeout=SERVICE_START_TIMEOUT_S,
             )
@@ -221,7 +222,7 @@ class Demo:
         scorer = next(child for child in self.supervisor.children if child.name == "scorer")
         with self.console.status("waiting for the scorer to commit every transaction ..."):
             self.supervisor.wait_until(
-                scorer, lambda: scorer_lag(self.settings) == 0, what="caught up", timeout=120 + rows / 200
+                scorer, lambda: self.scorer_group.lag() == 0, what="caught up", timeout=120 + rows / 200
             )
         seconds = time.monotonic() - started
         time.sleep(0.5)  # the subscriber's last fetch
@@ -298,6 +299,7 @@ class Demo:
         try:
             if self.collector is not None:
                 self.collector.stop()
+            self.scorer_group.close()
             if self.supervisor.children:
                 with self.console.status("stopping the scorer and the API ..."):
                     self.supervisor.stop_all()

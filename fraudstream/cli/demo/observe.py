@@ -79,13 +79,37 @@ class AlertCollector:
             consumer.close()
 
 
-def scorer_lag(settings: Settings) -> int:
-    """Transactions not yet committed by the scorer group: high watermarks minus its committed offsets."""
-    consumer = Consumer(
-        consumer_config(settings.kafka(), group_id=settings.scorer_group_id, client_id="fraudstream-demo-lag")
-    )
-    try:  # a consumer that never subscribes only reads the group's offsets; it does not join the group
-        topic = settings.topic_transactions
+class ScorerGroup:
+    """The scorer group seen from outside, through clients opened once (not one per poll): its lag on the
+    transactions topic and whether its members hold every partition."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._admin: AdminClient | None = None
+        self._offsets: Consumer | None = None
+
+    def has_partitions(self) -> bool:
+        """True once the group's members hold all of the transactions topic's partitions."""
+        if self._admin is None:
+            self._admin = AdminClient(admin_config(self._settings.kafka(), client_id="fraudstream-demo-admin"))
+        (future,) = self._admin.describe_consumer_groups([self._settings.scorer_group_id], request_timeout=10).values()
+        assigned = {
+            tp.partition
+            for member in future.result().members
+            for tp in (member.assignment.topic_partitions if member.assignment else [])
+            if tp.topic == self._settings.topic_transactions
+        }
+        return len(assigned) >= self._settings.topic_partitions
+
+    def lag(self) -> int:
+        """Transactions not yet committed by the group: high watermarks minus its committed offsets."""
+        if self._offsets is None:  # it never subscribes: it reads the group's offsets without joining the group
+            self._offsets = Consumer(
+                consumer_config(
+                    self._settings.kafka(), group_id=self._settings.scorer_group_id, client_id="fraudstream-demo-lag"
+                )
+            )
+        consumer, topic = self._offsets, self._settings.topic_transactions
         partitions = [
             TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ]
@@ -94,19 +118,9 @@ def scorer_lag(settings: Settings) -> int:
             _, high = consumer.get_watermark_offsets(TopicPartition(topic, committed.partition), timeout=10)
             lag += high - max(committed.offset, 0)
         return lag
-    finally:
-        consumer.close()
 
-
-def scorer_has_partitions(settings: Settings) -> bool:
-    """True once the scorer group is stable and its members hold the transactions topic's partitions."""
-    admin = AdminClient(admin_config(settings.kafka(), client_id="fraudstream-demo-admin"))
-    (future,) = admin.describe_consumer_groups([settings.scorer_group_id], request_timeout=10).values()
-    group = future.result()
-    assigned = {
-        tp.partition
-        for member in group.members
-        for tp in (member.assignment.topic_partitions if member.assignment else [])
-        if tp.topic == settings.topic_transactions
-    }
-    return len(assigned) >= settings.topic_partitions
+    def close(self) -> None:
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None
+        self._admin = None
