@@ -118,6 +118,35 @@ class Transaction(TransactionFeatures):
     label: Literal[0, 1] | None = Field(None, description="Ground truth when known (replay); never a model input.")
 
 
+ExplanationMethod = Literal["treeshap", "saabas"]
+"""How reasons were computed: exact TreeSHAP (path-dependent), or the Saabas path attribution (an approximation)."""
+
+
+class Reason(BaseModel):
+    """One feature that pushed a transaction's fraud probability up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature: Literal[FEATURES] = Field(description="Model input name (Time, V1..V28, Amount).")  # type: ignore[valid-type]
+    value: FiniteFloat = Field(description="The value the model saw (float32, shortest form).")
+    contribution: Annotated[float, AllowInfNan(False)] = Field(description="Added to the fraud probability.")
+    quantile: float | None = Field(
+        None, ge=0.0, le=1.0, description="Share of training rows with a lower value; null without a profile."
+    )
+
+
+class Explanation(BaseModel):
+    """Why the model scored a transaction as it did: the top reasons, by contribution, largest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: ExplanationMethod
+    base_value: Annotated[float, AllowInfNan(False)] = Field(
+        description="The explainer's expected fraud probability; base_value + all contributions = score."
+    )
+    reasons: list[Reason] = Field(max_length=len(FEATURES))
+
+
 class Alert(BaseModel):
     """A flagged transaction on the ``fraud-alerts`` topic."""
 
@@ -134,6 +163,8 @@ class Alert(BaseModel):
     offset: int = Field(ge=0, description="Offset of the transaction on the transactions topic.")
     amount: Annotated[float, AllowInfNan(False)]
     label: Literal[0, 1] | None = None
+    features: TransactionFeatures | None = Field(None, description="The transaction's model inputs.")
+    explanation: Explanation | None = Field(None, description="Reason codes; null when explanations are off.")
 
 
 def feature_matrix(transactions: Sequence[TransactionFeatures]) -> np.ndarray:

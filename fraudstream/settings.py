@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     topic_transactions: TopicName = Field("transactions", description="Topic the replay writes and the scorer reads.")
     topic_alerts: TopicName = Field("fraud-alerts", description="Topic of committed alerts (read it read_committed).")
     topic_dlq: TopicName = Field("transactions.dlq", description="Dead letters: bad messages, reason in a header.")
+    topic_feedback: TopicName = Field(
+        "fraud-feedback", description="Compacted topic of analysts' verdicts, keyed by transaction id."
+    )
     topic_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics fraudstream creates.")
     topic_replication_factor: int = Field(1, ge=1, le=10, description="Replicas of topics fraudstream creates.")
 
@@ -106,6 +109,19 @@ class Settings(BaseSettings):
     )
     scorer_status_interval_s: PositiveSeconds = Field(10.0, description="Seconds between the scorer's status lines.")
 
+    # ---- reason codes -------------------------------------------------------------------------------------
+    explain_enabled: bool = Field(
+        True, description="Attach reason codes to alerts and fraudulent /predict answers (loads the forest too)."
+    )
+    explain_top_k: int = Field(3, ge=1, le=30, description="Reasons per explanation: the features that raised it most.")
+    explain_exact_budget_ms: float = Field(
+        12.0,
+        ge=0,
+        le=60_000,
+        description="Time for exact TreeSHAP per scorer batch or API call (~4 ms a row for 100 trees); the rows "
+        "beyond it get the path approximation (Saabas, ~0.01 ms a row). Each explanation names its method.",
+    )
+
     # ---- MLflow and the model gate -------------------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(
         None, description="Tracking URI. Unset: MLFLOW_TRACKING_URI, else a SQLite file in the state folder."
@@ -137,6 +153,11 @@ class Settings(BaseSettings):
     sink_batch_timeout_s: PositiveSeconds = Field(0.5, description="Longest wait of the sink to fill a batch.")
     api_ready_max_sink_lag: int | None = Field(
         None, ge=0, description="/readyz fails when the in-process sink lags more alerts than this. Unset: no limit."
+    )
+    feedback_publish_timeout_s: PositiveSeconds = Field(
+        5.0,
+        description="How long POST /alerts/{id}/feedback waits for fraud-feedback to take the verdict; a verdict "
+        "stored but not yet produced is retried in the background.",
     )
     alert_store_url: str | None = Field(
         None, description="SQLAlchemy URL of the alert store. Unset: a SQLite file in the state folder."

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import islice
 from typing import Protocol
 
 import numpy as np
 import orjson
 
 from fraudstream.model.serving import FraudModel
-from fraudstream.schemas import Alert, Transaction, feature_matrix
+from fraudstream.schemas import FEATURES, Alert, Explanation, Transaction, feature_matrix
 from scorer.decode import Rejection, decode
 
 REASON_HEADER = "reason"
@@ -90,19 +91,28 @@ def score_batch(messages: Sequence[Message], model: FraudModel, scored_at: datet
         sources.append(message)
     if not valid:
         return batch
-    scores = model.score(feature_matrix(valid))
+    matrix = feature_matrix(valid)
+    scores = model.score(matrix)
     batch.scored = len(valid)
-    for index in np.flatnonzero(model.flags(scores)).tolist():
+    flagged = np.flatnonzero(model.flags(scores))
+    explanations = model.explain(matrix[flagged]) if len(flagged) else []  # reason codes for flagged rows only
+    for index, explanation in zip(flagged.tolist(), explanations, strict=True):
         transaction, source = valid[index], sources[index]
-        batch.alerts.append(alert_record(transaction, source, float(scores[index]), model, batch.scored_at))
+        record = alert_record(transaction, source, float(scores[index]), model, batch.scored_at, explanation)
+        batch.alerts.append(record)
         batch.alert_event_times.append(transaction.event_time)
     return batch
 
 
 def alert_record(
-    transaction: Transaction, source: Message, score: float, model: FraudModel, scored_at: datetime
+    transaction: Transaction,
+    source: Message,
+    score: float,
+    model: FraudModel,
+    scored_at: datetime,
+    explanation: Explanation | None = None,
 ) -> OutRecord:
-    """The fraud-alerts record of a flagged transaction, keyed by its transaction_id."""
+    """The fraud-alerts record of a flagged transaction (its features and reasons too), keyed by its id."""
     alert = Alert(
         transaction_id=transaction.transaction_id,
         score=score,
@@ -115,6 +125,8 @@ def alert_record(
         offset=source.offset() or 0,
         amount=transaction.Amount,
         label=transaction.label,
+        features=dict(islice(transaction.__dict__.items(), len(FEATURES))),  # declared first, in FEATURES order
+        explanation=explanation,
     )
     return OutRecord(key=transaction.transaction_id.encode(), value=orjson.dumps(alert.model_dump()))
 

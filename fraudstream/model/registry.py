@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fraudstream.exceptions import ModelLoadError, ModelNotFoundError
 from fraudstream.model.engine import OnnxEngine
+from fraudstream.model.explain import ExplainPolicy, load_explainer
 from fraudstream.model.serving import METADATA_KEY, FraudModel, ServingSpec
 from fraudstream.settings import Settings
 
@@ -47,6 +48,7 @@ class ModelRegistry:
         self.tracking_uri = settings.tracking_uri
         self.name = settings.model_name
         self.alias = settings.model_alias
+        self.explain_policy = ExplainPolicy.from_settings(settings) if settings.explain_enabled else None
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
     @property
@@ -79,16 +81,28 @@ class ModelRegistry:
                         artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri
                     )
                 )
-                metadata = Model.load(str(local / "MLmodel")).metadata or {}
+                mlmodel = Model.load(str(local / "MLmodel"))
+                metadata = mlmodel.metadata or {}
             except Exception as exc:  # MLflow raises many kinds here (store, file system, YAML)
                 raise ModelLoadError(f"cannot download {uri}: {exc}") from exc
             if METADATA_KEY not in metadata:
                 raise ModelLoadError(f"{uri} was not logged by the fraudstream trainer (no serving metadata)")
             spec = ServingSpec.model_validate(metadata[METADATA_KEY])
             engine = OnnxEngine.from_path(local / spec.onnx_path)
+            explainer = None
+            if self.explain_policy is not None:
+                label = f"{self.name} v{version}"
+                explainer = load_explainer(local, mlmodel.flavors, self.explain_policy, label=label)
         run_id = self.client.get_model_version(self.name, version).run_id
         log.info("loaded model", extra={"model": self.name, "version": version, "threshold": spec.threshold})
-        return FraudModel(name=self.name, version=str(version), threshold=spec.threshold, engine=engine, run_id=run_id)
+        return FraudModel(
+            name=self.name,
+            version=str(version),
+            threshold=spec.threshold,
+            engine=engine,
+            run_id=run_id,
+            explainer=explainer,
+        )
 
     def load_serving(self) -> FraudModel:
         """The model behind the alias; ModelNotFoundError says to run the trainer when there is none."""

@@ -8,13 +8,17 @@ Contract with the trainer: the version is an MLflow sklearn model whose MLmodel 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from fraudstream.model.engine import OnnxEngine
 from fraudstream.schemas import FEATURES
+
+if TYPE_CHECKING:
+    from fraudstream.model.explain import ExplainerLoader
+    from fraudstream.schemas import Explanation
 
 METADATA_KEY = "fraudstream"
 SPEC_VERSION = 1
@@ -44,6 +48,8 @@ class FraudModel:
     threshold: float
     engine: OnnxEngine
     run_id: str | None = None
+    explainer: ExplainerLoader | None = None
+    """Reason codes from the same version's forest; None when explanations are off or the version has no forest."""
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Fraud probabilities for an (n, 30) matrix in FEATURES order."""
@@ -51,6 +57,12 @@ class FraudModel:
 
     def flags(self, scores: np.ndarray) -> np.ndarray:
         return scores >= self.threshold
+
+    def explain(self, features: np.ndarray) -> list[Explanation | None]:
+        """Reason codes of rows of an (n, 30) matrix (callers pass the flagged ones); None each without an explainer."""
+        if self.explainer is None:
+            return [None] * len(features)
+        return self.explainer.explain(features)
 
     @property
     def label(self) -> str:

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -16,27 +15,19 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.store import AlertRepository
 from fraudstream.model.engine import OnnxEngine
-from fraudstream.schemas import FEATURES, Alert
+from fraudstream.schemas import Alert
 from fraudstream.settings import Settings, load_settings
 
+from ..conftest import SmallForest
 from .fakes import MODEL_NAME, FakeRegistry, FakeRunMetrics
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="session")
-def onnx_engine() -> OnnxEngine:
+def onnx_engine(small_forest: SmallForest) -> OnnxEngine:
     """A real (small) RandomForest compiled to ONNX the way the trainer does, trained on synthetic rows."""
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import Pipeline
-
-    from fraudstream.data.synth import generate
-    from trainer.export import forest_to_onnx
-
-    frame = generate(4000, seed=1, fraud_rate=0.05)
-    forest = RandomForestClassifier(n_estimators=8, max_depth=5, n_jobs=1, random_state=1)
-    forest.fit(frame[list(FEATURES)].to_numpy(dtype=np.float32), frame["Class"].to_numpy())
-    return OnnxEngine(forest_to_onnx(Pipeline([("forest", forest)])))  # type: ignore[arg-type]
+    return small_forest.engine
 
 
 def unit_settings(tmp_path: Path, **overrides: Any) -> Settings:
