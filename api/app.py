@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from api.bootstrap import ApiServices, bootstrap
 from api.errors import install_error_handlers
 from api.metrics import LatencyMiddleware
-from api.routes import alerts, health, metrics, model, predict
+from api.routes import alerts, feedback, health, metrics, model, predict
 from api.security import ApiKeyMiddleware, BodySizeLimitMiddleware, document_security
 from fraudstream import __version__
 from fraudstream.settings import Settings
@@ -50,7 +50,8 @@ def create_app(settings: Settings, *, services: ApiServices | None = None, **par
     )
     app.state.services = wired
     install_error_handlers(app)
-    for router in (predict.router, alerts.router, model.router, health.router, metrics.router):
+    # feedback before alerts: GET /alerts/{id}/feedback must not be taken for the alert of id '{id}/feedback'
+    for router in (predict.router, feedback.router, alerts.router, model.router, health.router, metrics.router):
         app.include_router(router)
     if wired.api_key is not None:
         app.openapi = _with_security(app)  # type: ignore[method-assign]

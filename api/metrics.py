@@ -49,6 +49,9 @@ class ApiMetrics:
         self.model_info = Gauge(
             "fraudstream_api_model_info", "The serving model (value 1).", ["name", "version"], registry=self.registry
         )
+        self.verdicts = Counter(
+            "fraudstream_api_verdicts", "Analysts' verdicts stored, by verdict.", ["verdict"], registry=self.registry
+        )
         self._fraud = self.predictions.labels(outcome="fraud")
         self._legit = self.predictions.labels(outcome="legit")
         self._no_model = self.predictions.labels(outcome="no_model")
@@ -67,6 +70,9 @@ class ApiMetrics:
         """Point the model info series at the version now serving."""
         self.model_info.clear()
         self.model_info.labels(name=name, version=version).set(1)
+
+    def verdict(self, verdict: str) -> None:
+        self.verdicts.labels(verdict=verdict).inc()
 
     # ---- the sink's observer --------------------------------------------------------------------------------
     def stored(self, count: int) -> None:

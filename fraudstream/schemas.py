@@ -128,7 +128,7 @@ class Reason(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     feature: Literal[FEATURES] = Field(description="Model input name (Time, V1..V28, Amount).")  # type: ignore[valid-type]
-    value: FiniteFloat = Field(description="The value the model saw (float32, shortest form).")
+    value: Annotated[float, AllowInfNan(False)] = Field(description="The value the model saw (float32, shortest form).")
     contribution: Annotated[float, AllowInfNan(False)] = Field(description="Added to the fraud probability.")
     quantile: float | None = Field(
         None, ge=0.0, le=1.0, description="Share of training rows with a lower value; null without a profile."
@@ -165,6 +165,29 @@ class Alert(BaseModel):
     label: Literal[0, 1] | None = None
     features: TransactionFeatures | None = Field(None, description="The transaction's model inputs.")
     explanation: Explanation | None = Field(None, description="Reason codes; null when explanations are off.")
+
+
+Verdict = Literal["fraud", "legitimate"]
+"""An analyst's decision on an alert."""
+
+
+class Feedback(BaseModel):
+    """An analyst's verdict on an alert, on the compacted ``fraud-feedback`` topic keyed by transaction id.
+
+    A later verdict on the same transaction replaces the earlier one (a higher ``feedback_id``); the labels it
+    gives override the data set's ``Class`` when the trainer runs with ``--feedback``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feedback_id: int = Field(ge=1, description="Increases with each verdict stored; the latest one counts.")
+    transaction_id: str = Field(min_length=1, max_length=200)
+    verdict: Verdict
+    analyst: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(None, max_length=2000)
+    decided_at: AwareDatetime
+    model_name: str
+    model_version: str = Field(description="The version that raised the alert.")
 
 
 def feature_matrix(transactions: Sequence[TransactionFeatures]) -> np.ndarray:

@@ -97,8 +97,9 @@ def topics(
     ),
     timeout: float = typer.Option(15.0, min=1, help="Seconds to wait for the cluster."),
 ) -> None:
-    """Create the flow's topics (transactions, fraud-alerts, DLQ) where missing; existing ones are left as they are."""
-    from fraudstream.kafka.topics import ensure_topics, standard_topics
+    """Create the flow's topics (transactions, fraud-alerts, DLQ, compacted fraud-feedback) where missing; existing
+    ones are left as they are."""
+    from fraudstream.kafka.topics import COMPACTED, ensure_topics, feedback_topics, standard_topics
 
     settings = settings_or_exit(topic_partitions=partitions)
     if settings.uses_local_broker and not _broker(settings).status().running:
@@ -109,13 +110,21 @@ def topics(
         replication_factor=settings.topic_replication_factor,
         timeout=timeout,
     )
+    compacted = ensure_topics(
+        settings.kafka(),
+        feedback_topics(settings),
+        replication_factor=settings.topic_replication_factor,
+        timeout=timeout,
+        config=COMPACTED,
+    )
     table = Table(title=f"Topics on {settings.bootstrap_servers}")
     table.add_column("topic")
     table.add_column("partitions", justify="right")
     table.add_column("state")
-    for name, count in report.partitions.items():
-        state = "[green]created[/green]" if name in report.created else "exists"
-        table.add_row(name, str(count), state)
+    for result in (report, compacted):
+        for name, count in result.partitions.items():
+            state = "[green]created[/green]" if name in result.created else "exists"
+            table.add_row(name, str(count), state)
     console.print(table)
 
 

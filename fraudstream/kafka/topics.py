@@ -53,6 +53,15 @@ def standard_topics(settings: Settings) -> dict[str, int]:
     return {settings.topic_transactions: partitions, settings.topic_alerts: partitions, settings.topic_dlq: partitions}
 
 
+COMPACTED: dict[str, str] = {"cleanup.policy": "compact"}
+"""Topic configuration of keyed state topics: the latest record per key is kept."""
+
+
+def feedback_topics(settings: Settings) -> dict[str, int]:
+    """The analysts' verdicts topic, compacted (create it with ``config=COMPACTED``)."""
+    return {settings.topic_feedback: settings.topic_partitions}
+
+
 def admin_client(conn: KafkaConnection, **overrides: Any) -> AdminClient:
     """An AdminClient whose librdkafka logs go to Python logging (not stderr)."""
     return AdminClient({**admin_config(conn), **overrides})
@@ -76,19 +85,21 @@ def ensure_topics(
     partitions: int = 3,
     replication_factor: int = 1,
     timeout: float = DEFAULT_TIMEOUT_S,
+    config: Mapping[str, str] | None = None,
 ) -> TopicsReport:
     """Create the topics that are missing and wait until every partition of them has a leader.
 
     ``topics`` maps name to partition count, or lists names that all get ``partitions``. A topic that exists
     already (or that another process creates at the same moment) is reported as existing and left as it is.
-    On return, producers and consumers can use every topic at once.
+    On return, producers and consumers can use every topic at once. ``config`` (e.g. COMPACTED) applies to the
+    topics this call creates.
     """
     wanted = dict(topics) if isinstance(topics, Mapping) else dict.fromkeys(topics, partitions)
     admin = admin_client(conn)
     before = _metadata(conn, admin, timeout)
     counts = {name: len(before.topics[name].partitions) for name in wanted if name in before.topics}
     missing = {name: count for name, count in wanted.items() if name not in before.topics}
-    created = _create(admin, conn, missing, replication_factor, timeout) if missing else []
+    created = _create(admin, conn, missing, replication_factor, timeout, config or {}) if missing else []
     if missing:
         counts.update(_await_leaders(admin, conn, list(missing), timeout))
         log.info("created topics %s on %s", ", ".join(created) or "(none)", conn.bootstrap_servers)
@@ -149,10 +160,16 @@ def _led_partitions(metadata: ClusterMetadata, name: str) -> int:
 
 
 def _create(
-    admin: AdminClient, conn: KafkaConnection, missing: Mapping[str, int], replication_factor: int, timeout: float
+    admin: AdminClient,
+    conn: KafkaConnection,
+    missing: Mapping[str, int],
+    replication_factor: int,
+    timeout: float,
+    config: Mapping[str, str],
 ) -> list[str]:
     new_topics = [
-        NewTopic(name, num_partitions=count, replication_factor=replication_factor) for name, count in missing.items()
+        NewTopic(name, num_partitions=count, replication_factor=replication_factor, config=dict(config))
+        for name, count in missing.items()
     ]
     futures = admin.create_topics(new_topics, operation_timeout=timeout, request_timeout=timeout)
     created = []

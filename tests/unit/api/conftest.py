@@ -13,13 +13,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.feedback import FeedbackPublisher
 from api.store import AlertRepository
 from fraudstream.model.engine import OnnxEngine
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings, load_settings
 
 from ..conftest import SmallForest
-from .fakes import MODEL_NAME, FakeRegistry, FakeRunMetrics
+from .fakes import MODEL_NAME, FakeFeedbackTopic, FakeRegistry, FakeRunMetrics
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -44,7 +45,13 @@ AppFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
-def make_client(tmp_path: Path, onnx_engine: OnnxEngine) -> Iterator[AppFactory]:
+def feedback_topic() -> FakeFeedbackTopic:
+    """The in-memory fraud-feedback topic of the apps ``make_client`` builds."""
+    return FakeFeedbackTopic()
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, small_forest: SmallForest, feedback_topic: FakeFeedbackTopic) -> Iterator[AppFactory]:
     """``make_client(registry=..., consumer_factory=..., **settings overrides) -> TestClient``, lifespan run."""
     clients: list[TestClient] = []
 
@@ -53,13 +60,25 @@ def make_client(tmp_path: Path, onnx_engine: OnnxEngine) -> Iterator[AppFactory]
     ) -> TestClient:
         """A started app; with ``consumer_factory`` the sink runs in it on that (fake) consumer."""
         settings = unit_settings(tmp_path, **overrides)
+        store = AlertRepository.from_url(settings.alert_store)
+        publisher = FeedbackPublisher(
+            settings,
+            store.feedback,
+            producer_factory=feedback_topic.producer,
+            consumer_factory=feedback_topic.consumer,
+            create_topic=False,
+            interval_s=0.05,
+        )
         app = create_app(
             settings,
-            registry=registry if registry is not None else FakeRegistry(onnx_engine),
+            registry=registry
+            if registry is not None
+            else FakeRegistry(small_forest.engine, forest=small_forest.pipeline),
             run_metrics=FakeRunMetrics(),
-            store=AlertRepository.from_url(settings.alert_store),
+            store=store,
             run_sink=consumer_factory is not None,
             consumer_factory=consumer_factory,
+            feedback=publisher,
         )
         client = TestClient(app)
         client.__enter__()
