@@ -16,6 +16,8 @@ from api.bootstrap import ApiServices, bootstrap
 from api.errors import install_error_handlers
 from api.metrics import LatencyMiddleware
 from api.routes import alerts, feedback, health, metrics, model, predict
+from api.routes.console import mount_console
+from api.routes.docs import mount_docs
 from api.security import ApiKeyMiddleware, BodySizeLimitMiddleware, document_security
 from fraudstream import __version__
 from fraudstream.settings import Settings
@@ -23,7 +25,10 @@ from fraudstream.settings import Settings
 DESCRIPTION = """Scores card transactions with the registered production model (the same model, threshold and
 scoring code as the stream scorer) and serves the fraud alerts the stream produced.
 
-When FRAUD_API_KEY is set, every route but /healthz and /readyz needs it, as `X-API-Key` or a bearer token."""
+When FRAUD_API_KEY is set, every route but /healthz and /readyz needs it, as `X-API-Key` or a bearer token. The
+pages /docs, /redoc and /console/ open without it (they hold no data) and ask for it once.
+
+The alert console for analysts is at [/console/](console/)."""
 
 
 def create_app(settings: Settings, *, services: ApiServices | None = None, **parts: Any) -> FastAPI:
@@ -44,15 +49,17 @@ def create_app(settings: Settings, *, services: ApiServices | None = None, **par
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # /docs, /redoc and /openapi.json stay FastAPI's, behind the key like every route but the probes: a
-        # deployment that sets FRAUD_API_KEY lets no anonymous caller learn more than that the service is up.
-        # (Fetch the schema with the key; browsers need a header-adding extension for /docs then.)
+        # /docs and /redoc are ours (api/routes/docs.py): served offline, and usable with FRAUD_API_KEY set.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = wired
     install_error_handlers(app)
     # feedback before alerts: GET /alerts/{id}/feedback must not be taken for the alert of id '{id}/feedback'
     for router in (predict.router, feedback.router, alerts.router, model.router, health.router, metrics.router):
         app.include_router(router)
+    mount_console(app)
+    mount_docs(app)
     if wired.api_key is not None:
         app.openapi = _with_security(app)  # type: ignore[method-assign]
     # Added last runs first: time everything (401s and 413s included), check the key, then the body size.
