@@ -78,6 +78,10 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "model_name",
         "api_port",
         "sink_batch_timeout_s",
+        "topic_feedback",
+        "topic_partitions",
+        "explain_exact_budget_ms",
+        "feedback_publish_timeout_s",
     )
     return child_env(fields_of(settings, names), **extra)
 

@@ -49,6 +49,7 @@ _ENV_FIELDS = (
     "scorer_session_timeout_ms",
     "scorer_status_interval_s",
     "model_poll_interval_s",
+    "explain_exact_budget_ms",
     "mlflow_tracking_uri",
     "mlflow_artifact_location",
     "model_name",
