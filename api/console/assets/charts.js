@@ -16,8 +16,8 @@ const Charts = (() => {
   }
 
   /** Horizontal bars: items [{label, value, text}] with values in [0, max]; text is written after the bar. */
-  function hbars(container, items, { max, label, barClass } = {}) {
-    const rowH = 22, labelW = 70, width = 360, barW = 200;
+  function hbars(container, items, { max, label, barClass, barW = 200, labelW = 70 } = {}) {
+    const rowH = 22, width = 360;
     const top = max || Math.max(1e-9, ...items.map((item) => item.value));
     const chart = svg(width, Math.max(rowH, items.length * rowH), label || "bar chart");
     items.forEach((item, i) => {

@@ -123,7 +123,8 @@
     renderQueue();
     const alert = await FraudApi.json(`/alerts/${encodeURIComponent(id).replace(/%3A/g, ":")}`);
     if (state.selected !== id) return;
-    state.alerts.set(id, alert);
+    if (state.alerts.has(id)) state.alerts.set(id, alert);
+    renderQueue();
     renderDetail(alert);
     loadHistory(id);
   }
@@ -236,9 +237,9 @@
         versions.map((v) => ({
           label: `v${v.model_version}`,
           value: v.confirmed_precision,
-          text: `${fixed(v.confirmed_precision * 100, 1)}% of ${v.reviewed} reviewed`,
+          text: `${fixed(v.confirmed_precision * 100, 1)}% (${v.reviewed} reviewed)`,
         })),
-        { max: 1, label: "confirmed precision per model version" },
+        { max: 1, barW: 170, labelW: 44, label: "confirmed precision per model version" },
       );
     } else {
       $("c-precision").replaceChildren(node("p", { class: "empty" }, "No verdicts yet."));
