@@ -441,7 +441,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="scorer batch size (default: the setting)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of our scorer (median and best shown)")
     parser.add_argument("--trees", type=int, default=100, help="trees of the benchmark forest")
-    parser.add_argument("--explain-rows", type=int, default=20_000, help="transactions of each reason-code stream")
+    parser.add_argument("--explain-rows", type=int, default=50_000, help="transactions of each reason-code stream")
     parser.add_argument("--explain-repeat", type=int, default=3, help="runs off and on of each reason-code stream")
     parser.add_argument("--skip-explanations", action="store_true", help="leave out the reason-code section")
     args = parser.parse_args()

@@ -17,6 +17,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     spec,
     domNode: target,
     deepLinking: true,
+    validatorUrl: null, // never ask validator.swagger.io about the schema
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
     layout: "BaseLayout",
     requestInterceptor: (request) => {
