@@ -444,6 +444,7 @@ def main() -> None:
     parser.add_argument("--explain-rows", type=int, default=50_000, help="transactions of each reason-code stream")
     parser.add_argument("--explain-repeat", type=int, default=3, help="runs off and on of each reason-code stream")
     parser.add_argument("--skip-explanations", action="store_true", help="leave out the reason-code section")
+    parser.add_argument("--only-explanations", action="store_true", help="run the reason-code section alone")
     args = parser.parse_args()
     configure_logging("WARNING")
 
@@ -465,6 +466,15 @@ def main() -> None:
         data = make_data(home, args.rows, latency_rows=int(args.rate * args.latency_seconds))
         load = os.getloadavg()[0]
         version, model_text = train_model(settings, data.train_csv, args.trees)
+        if args.only_explanations:
+            loads = model_load_seconds(settings, version)
+            explained = explanation_benchmark(settings, home, data, args.explain_rows, args.explain_repeat)
+            print(f"\nfraudstream scorer benchmark, reason codes only: {settings.model_name} v{version} ({model_text})")
+            print(f"  data: {data.description}")
+            end_load = os.getloadavg()[0]
+            print(f"  machine: {os.cpu_count()} CPUs, load average {load:.1f} at start, {end_load:.1f} at end")
+            print_explanations(explained, loads, settings.explain_exact_budget_ms)
+            return
         replay_all(settings, data.stream_csv)
         our_scorer(settings, args.rows)  # warm-up, not counted: a fresh broker's JVM compiles its hot paths
         runs = [our_scorer(settings, args.rows) for _ in range(args.repeat - 1)]
