@@ -154,6 +154,8 @@ class FeedbackPublisher:
             if not self._holds_lease:
                 self._in_doubt = True  # another replica publishes; if we take over, read the topic first
                 return 0
+            if not self.repository.pending(limit=1):
+                return 0  # nothing to publish: no Kafka call at all
             if not self._topic_ready:
                 settings = self._settings
                 ensure_topics(
