@@ -286,6 +286,12 @@ class ExplanationRun:
     off: list[float]
     on: list[float]
     methods: dict[str, int]
+    cpu: tuple[float, float, int] = (0.0, 0.0, 0)
+    """score_batch alone on one batch: (ms off, ms on, alerts)."""
+
+    @property
+    def cpu_cost(self) -> float:
+        return self.cpu[1] / self.cpu[0] - 1.0 if self.cpu[0] else 0.0
 
     @property
     def loss(self) -> float:
@@ -364,7 +370,7 @@ def _end_offsets(settings: Settings) -> dict[int, int]:
 
 
 def explanation_benchmark(
-    settings: Settings, home: Path, data: BenchData, rows: int, repeat: int
+    settings: Settings, home: Path, data: BenchData, rows: int, repeat: int, version: str
 ) -> list[ExplanationRun]:
     """The scorer with explanations off and on, interleaved (off, on, off, on...) on the same topic and broker, at
     the natural fraud rate and in a burst where 10% of the stream is fraud."""
@@ -390,8 +396,60 @@ def explanation_benchmark(
             rate_on, seen = scorer_with_ready_model(run.model_copy(update={"explain_enabled": True}), rows)
             on.append(rate_on)
             methods = seen
-        results.append(ExplanationRun(name, rate, off, on, methods))
+        cpu = explanation_cpu_cost(run, version, csv)
+        results.append(ExplanationRun(name, rate, off, on, methods, cpu))
     return results
+
+
+@dataclass(frozen=True)
+class _Message:
+    """What score_batch reads of a consumed message."""
+
+    _value: bytes
+    _offset: int
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "bench"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def explanation_cpu_cost(settings: Settings, version: str, csv: Path, repeat: int = 15) -> tuple[float, float, int]:
+    """(ms off, ms on, alerts) of score_batch on one batch of the stream, no Kafka: the fastest of ``repeat``
+    interleaved runs each, so that other processes on the machine count as little as possible."""
+    from fraudstream.model.registry import ModelRegistry
+    from producer.encode import encode_row
+    from scorer.batch import score_batch
+
+    rows = pd.read_csv(csv).head(settings.scorer_batch_size)[list(FEATURES)].to_numpy().tolist()
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    messages = [_Message(encode_row(csv.name, i, row, 0, now).value, i) for i, row in enumerate(rows)]
+    off = ModelRegistry(settings.model_copy(update={"explain_enabled": False})).load(version)
+    on = ModelRegistry(settings.model_copy(update={"explain_enabled": True})).load(version)
+    assert on.explainer is not None
+    on.explainer.wait()
+    best = {"off": float("inf"), "on": float("inf")}
+    alerts = 0
+    for _ in range(repeat):
+        for name, model in (("off", off), ("on", on)):
+            started = time.perf_counter()
+            batch = score_batch(messages, model)
+            best[name] = min(best[name], (time.perf_counter() - started) * 1000)
+            alerts = len(batch.alerts)
+    return best["off"], best["on"], alerts
 
 
 def model_load_seconds(settings: Settings, version: str) -> tuple[float, float, float | None]:
@@ -425,6 +483,11 @@ def print_explanations(
         print(
             f"           runs off {', '.join(f'{r:,.0f}' for r in result.off)}; "
             f"on {', '.join(f'{r:,.0f}' for r in result.on)}; alerts by method (last run) {result.methods}"
+        )
+        off_ms, on_ms, alerts = result.cpu
+        print(
+            f"           CPU of one {alerts}-alert batch without Kafka (fastest of 15): off {off_ms:.1f} ms, "
+            f"on {on_ms:.1f} ms, +{result.cpu_cost:.1%}"
         )
     off, on, ready = loads
     ready_text = "no explainer" if ready is None else f"explainer ready after {ready:.2f} s (in the background)"
@@ -468,7 +531,7 @@ def main() -> None:
         version, model_text = train_model(settings, data.train_csv, args.trees)
         if args.only_explanations:
             loads = model_load_seconds(settings, version)
-            explained = explanation_benchmark(settings, home, data, args.explain_rows, args.explain_repeat)
+            explained = explanation_benchmark(settings, home, data, args.explain_rows, args.explain_repeat, version)
             print(f"\nfraudstream scorer benchmark, reason codes only: {settings.model_name} v{version} ({model_text})")
             print(f"  data: {data.description}")
             end_load = os.getloadavg()[0]
@@ -488,7 +551,7 @@ def main() -> None:
         loads: tuple[float, float, float | None] = (0.0, 0.0, None)
         if not args.skip_explanations:
             loads = model_load_seconds(settings, version)
-            explained = explanation_benchmark(settings, home, data, args.explain_rows, args.explain_repeat)
+            explained = explanation_benchmark(settings, home, data, args.explain_rows, args.explain_repeat, version)
 
     batch = settings.scorer_batch_size
     rates = sorted(rate for rate, _, _ in runs)

@@ -118,12 +118,15 @@ class ForestExplainer:
     def _explanations(
         self, matrix: np.ndarray, contributions: np.ndarray, methods: list[ExplanationMethod]
     ) -> list[Explanation]:
+        # Built without validation (model_construct, ~5x cheaper in a burst): every field comes from here, in range:
+        # FEATURES names, finite float32 values (the schema refused the rest), finite contributions, quantiles
+        # clipped to [0, 1].
         top = np.argsort(-contributions, axis=1, kind="stable")[:, : self.policy.top_k]
         quantiles = self._quantiles(matrix)
         explanations = []
         for row, method in enumerate(methods):
             reasons = [
-                Reason(
+                Reason.model_construct(
                     feature=FEATURES[column],
                     value=float(str(matrix[row, column])),  # the float32 the model saw, in its shortest form
                     contribution=float(contributions[row, column]),
@@ -132,7 +135,7 @@ class ForestExplainer:
                 for column in top[row].tolist()
                 if contributions[row, column] > 0
             ]
-            explanations.append(Explanation(method=method, base_value=self.base_value, reasons=reasons))
+            explanations.append(Explanation.model_construct(method=method, base_value=self.base_value, reasons=reasons))
         return explanations
 
     def _quantiles(self, matrix: np.ndarray) -> np.ndarray | None:
