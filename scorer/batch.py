@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import islice
 from typing import Protocol
 
 import numpy as np
@@ -125,7 +124,7 @@ def alert_record(
         offset=source.offset() or 0,
         amount=transaction.Amount,
         label=transaction.label,
-        features=dict(islice(transaction.__dict__.items(), len(FEATURES))),  # declared first, in FEATURES order
+        features={name: getattr(transaction, name) for name in FEATURES},
         explanation=explanation,
     )
     return OutRecord(key=transaction.transaction_id.encode(), value=orjson.dumps(alert.model_dump()))
