@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     )
     explain_top_k: int = Field(3, ge=1, le=30, description="Reasons per explanation: the features that raised it most.")
     explain_exact_budget_ms: float = Field(
-        12.0,
+        8.0,
         ge=0,
         le=60_000,
         description="Time for exact TreeSHAP per scorer batch or API call (~4 ms a row for 100 trees); the rows "

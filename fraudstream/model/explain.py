@@ -58,7 +58,7 @@ class ExplainPolicy:
     """How many reasons, how much exact TreeSHAP per call, and how long the first call waits for the forest."""
 
     top_k: int = 3
-    exact_budget_s: float = 0.012
+    exact_budget_s: float = 0.008
     load_wait_s: float = 60.0
 
     @classmethod
