@@ -11,7 +11,8 @@ sklearn forest (the MLflow model's skops file); shap's TreeExplainer attributes 
 Both are additive: ``base_value`` plus the contributions of all 30 features is the forest's probability, which ONNX
 reproduces within 1e-6. Exact rows are bounded per call (one scorer batch, one API request) by a time budget,
 ``ExplainPolicy.exact_budget_s``: the rows beyond it get the approximation, and each explanation names its method.
-The budget is spent on the first rows of the call, from a running estimate of the exact cost of a row.
+The budget is spent on the first rows of the call, from a running estimate of the exact cost of a row; the first
+row is always exact unless the budget is 0.
 
 Loading costs ~2-3 s of imports (sklearn, imblearn, skops, shap), so :class:`ExplainerLoader` parses the forest in
 a background thread while the model already scores; the first explanation waits for it (at most ``load_wait_s``).
@@ -92,10 +93,11 @@ class ForestExplainer:
         return values[..., FRAUD_OUTPUT] if values.ndim == 3 else values
 
     def exact_capacity(self) -> int:
-        """Rows the exact method may take in one call, from the budget and the running cost estimate."""
+        """Rows the exact method may take in one call, from the budget and the running cost estimate: at least
+        one while the budget is above 0 (so a single /predict answer is always exact), none at 0."""
         if self.policy.exact_budget_s <= 0:
             return 0
-        return int(self.policy.exact_budget_s / self.exact_row_s)
+        return max(1, int(self.policy.exact_budget_s / self.exact_row_s))
 
     def explain(self, features: np.ndarray) -> list[Explanation]:
         """One explanation per row of an (n, 30) matrix in FEATURES order: exact while the budget lasts."""

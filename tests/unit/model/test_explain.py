@@ -88,6 +88,10 @@ def test_exact_work_is_bounded_per_call_and_the_rest_is_approximated(small_fores
     assert [e.method for e in explanations] == [METHOD_EXACT] * 2 + [METHOD_APPROXIMATE] * 8
     assert bounded.exact_row_s < 1.0  # the estimate follows what the two rows really cost
 
+    bounded.exact_row_s = 1.0
+    bounded.policy = ExplainPolicy(exact_budget_s=0.001)  # less than a row: the first row is still exact
+    assert [e.method for e in bounded.explain(rows[:3])] == [METHOD_EXACT, METHOD_APPROXIMATE, METHOD_APPROXIMATE]
+
     never = ForestExplainer(small_forest.pipeline, ExplainPolicy(exact_budget_s=0.0)).explain(rows)
     assert {e.method for e in never} == {METHOD_APPROXIMATE}
     approximate = ForestExplainer(small_forest.pipeline, ExplainPolicy()).contributions(rows, exact=False)
