@@ -172,6 +172,9 @@ class FeedbackPublisher:
                 recorded += self._reconcile()
                 self._in_doubt = False
             while batch := self._next_verdicts(self.repository.pending()):  # a newer verdict goes in the next pass
+                if not self.repository.acquire_lease(LEASE, self.holder, self.lease_ttl_s):  # a long read: renew
+                    self._holds_lease, self._in_doubt = False, True
+                    break
                 produced = self._produce(batch)
                 if not produced:
                     break
@@ -219,12 +222,18 @@ class FeedbackPublisher:
         return len(marks)
 
     def _settle(self) -> bool:
-        """Nothing of ours in flight, so the topic cannot change behind a read: purge queued records, wait the rest."""
+        """Nothing of ours in flight, so the topic cannot change behind a read: wait for what was sent, purge what
+        never left the queue (certainly not on the topic), and start the next produce on a new producer."""
         if self._producer is None or len(self._producer) == 0:
             return True
-        self._producer.purge(in_queue=True, in_flight=False)
         self._producer.flush(self.flush_s)
-        return len(self._producer) == 0
+        if len(self._producer):
+            self._producer.purge(in_queue=True, in_flight=False)
+            self._producer.flush(self.flush_s)
+        if len(self._producer):
+            return False  # still in flight: try again next round
+        self._producer = None
+        return True
 
     def _reconcile(self) -> int:
         """Record the pending verdicts that the topic holds past the last recorded offset of each partition."""

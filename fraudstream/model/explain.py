@@ -76,20 +76,30 @@ class QuantileSource(Protocol):
 class ForestExplainer:
     """Reason codes of a fitted sklearn forest (or a pipeline ending in one) through shap's TreeExplainer."""
 
-    def __init__(self, forest: Any, policy: ExplainPolicy, profile: QuantileSource | None = None) -> None:
+    def __init__(
+        self,
+        forest: Any,
+        policy: ExplainPolicy,
+        profile: QuantileSource | None = None,
+        encode: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        """``encode`` turns the 30 transaction fields into what the forest reads (e.g. its Time encoding); the
+        reasons still show each field as the transaction sent it."""
         import shap
 
         if hasattr(forest, "steps"):  # the registered imblearn Pipeline: SMOTE acts in fit only, the forest scores
             forest = forest.steps[-1][1]
         self.policy = policy
         self.profile = profile
+        self.encode = encode
         self._tree = shap.TreeExplainer(forest, feature_perturbation="tree_path_dependent")
         self.base_value = float(np.atleast_1d(self._tree.expected_value)[FRAUD_OUTPUT])
         self.exact_row_s = self._calibrate()
 
     def contributions(self, matrix: np.ndarray, *, exact: bool = True) -> np.ndarray:
-        """Each feature's contribution to the fraud probability of each row: shape (n, 30), float64."""
-        values = np.asarray(self._tree.shap_values(matrix, approximate=not exact, check_additivity=False))
+        """Each feature's contribution to the fraud probability of each row of transaction fields: (n, 30), float64."""
+        inputs = matrix if self.encode is None else self.encode(matrix)
+        values = np.asarray(self._tree.shap_values(inputs, approximate=not exact, check_additivity=False))
         return values[..., FRAUD_OUTPUT] if values.ndim == 3 else values
 
     def exact_capacity(self) -> int:
@@ -225,6 +235,7 @@ def load_explainer(
     *,
     label: str,
     profile: QuantileSource | None = None,
+    encode: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> ExplainerLoader | None:
     """Read the forest of a downloaded MLflow sklearn model now and build its explainer in the background.
 
@@ -242,7 +253,9 @@ def load_explainer(
         log.error("cannot read the forest of %s (%s): no reasons", label, exc)
         return None
     return ExplainerLoader(
-        lambda: ForestExplainer(forest_from_skops(data), policy, profile), label=label, wait_s=policy.load_wait_s
+        lambda: ForestExplainer(forest_from_skops(data), policy, profile, encode),
+        label=label,
+        wait_s=policy.load_wait_s,
     )
 
 

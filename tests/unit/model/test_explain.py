@@ -174,3 +174,19 @@ def test_a_forest_with_untrusted_types_gives_no_reasons_but_no_crash(tmp_path: P
     assert loader.explain(np.zeros((2, len(FEATURES)), dtype=np.float32)) == [None, None]
     assert loader.error is not None
     assert "Untrusted" in loader.error
+
+
+def test_the_forest_reads_its_encoded_input_and_the_reasons_show_the_fields_as_sent(small_forest: SmallForest) -> None:
+    def without_time(matrix: np.ndarray) -> np.ndarray:
+        encoded = np.array(matrix, copy=True)
+        encoded[:, 0] = 0.0
+        return encoded
+
+    rows = small_forest.matrix(frauds=True)[:10]
+    explainer = ForestExplainer(small_forest.pipeline, ExplainPolicy(exact_budget_s=60.0), encode=without_time)
+    contributions = explainer.contributions(rows)
+    total = contributions.sum(axis=1) + explainer.base_value
+    assert np.max(np.abs(total - small_forest.pipeline.predict_proba(without_time(rows))[:, 1])) < 1e-9
+    for row, explanation in zip(rows, explainer.explain(rows), strict=True):
+        for reason in explanation.reasons:
+            assert np.float32(reason.value) == row[FEATURES.index(reason.feature)]  # the value as sent
