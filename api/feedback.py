@@ -253,7 +253,7 @@ class FeedbackPublisher:
             ends: dict[int, int] = {}
             starts = []
             for partition in metadata.topics[self.topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=self.flush_s)
+                low, high = self._watermarks(consumer, TopicPartition(self.topic, partition))
                 start = max(low, last.get(partition, -1) + 1)
                 if start < high:
                     ends[partition] = high
@@ -268,6 +268,22 @@ class FeedbackPublisher:
         if marks:
             log.info("recorded %d verdicts found on %s (their delivery reports were lost)", len(marks), self.topic)
         return len(marks)
+
+    def _watermarks(self, consumer: Any, partition: Any) -> tuple[int, int]:
+        """(low, high) offsets of a partition, retried while a just-created topic's leaders settle."""
+        from confluent_kafka import KafkaException
+
+        deadline = time.monotonic() + max(10.0, self.flush_s)
+        while True:
+            try:
+                low, high = consumer.get_watermark_offsets(partition, timeout=self.flush_s)
+                return int(low), int(high)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = getattr(error, "retriable", lambda: False)() or "leader" in str(exc).lower()
+                if not retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _read_until(self, consumer: Any, ends: dict[int, int]) -> dict[int, tuple[int, int]]:
         found: dict[int, tuple[int, int]] = {}
