@@ -18,8 +18,8 @@ import pytest
 
 from fraudstream.exceptions import BrokerError
 from fraudstream.kafka.connection import KafkaConnection
-from fraudstream.kafka.launcher import LocalBroker
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.broker import LocalBroker
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import delete_topics, ensure_topics, standard_topics
 from fraudstream.settings import Settings, load_settings
 

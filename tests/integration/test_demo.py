@@ -18,8 +18,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from fraudstream.data.synth import write_synthetic
 from fraudstream.kafka.clients import consumer_config
-from fraudstream.kafka.launcher import LocalBroker
-from fraudstream.kafka.processes import free_port, process_alive
+from fraudstream.kafka.local.broker import LocalBroker
+from fraudstream.kafka.local.processes import free_port, process_alive
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings
 

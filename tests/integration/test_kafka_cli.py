@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 
 from .child_env import child_env
 

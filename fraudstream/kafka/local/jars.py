@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from fraudstream.exceptions import BrokerError
-from fraudstream.kafka.tools import require_tool
+from fraudstream.kafka.local.prerequisites import require_tool
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class JarCache:
 
     def _run_maven(self, mvn: str, work: Path, progress: Progress) -> Path:
         pom = work / "pom.xml"
-        pom.write_text(resources.files("fraudstream.kafka").joinpath("pom.xml").read_text(encoding="utf-8"))
+        pom.write_text(resources.files(__package__).joinpath("pom.xml").read_text(encoding="utf-8"))
         out = work / "libs"
         command = [
             mvn, "-B", "-Dstyle.color=never", "-f", str(pom), "dependency:copy-dependencies",

@@ -30,6 +30,15 @@ def free_port(host: str = HOST) -> int:
         return int(probe.getsockname()[1])
 
 
+def free_port_run(count: int, host: str = HOST, attempts: int = 100) -> int:
+    """The first of ``count`` consecutive ports nobody holds right now (a local cluster's port, port+1, ...)."""
+    for _ in range(attempts):
+        first = free_port(host)
+        if first + count - 1 <= 65535 and not any(port_in_use(first + i, host) for i in range(1, count)):
+            return first
+    raise OSError(f"found no {count} consecutive free ports on {host} in {attempts} attempts")
+
+
 def process_alive(pid: int) -> bool:
     """True while ``pid`` runs; a zombie counts as gone (and is reaped when it is our child)."""
     with contextlib.suppress(ChildProcessError):
