@@ -1,13 +1,15 @@
-"""`fraudstream kafka up | down | status | topics | fetch`: the local Kafka and the flow's topics.
+"""`fraudstream kafka up | down | status | topics | fetch | tool`: the local Kafka, the flow's topics, Kafka's tools.
 
 The local Kafka is one node, or a cluster of several (``--nodes 3`` or FRAUD_KAFKA_LOCAL_NODES). Without either,
-status/down/topics act on the local Kafka that runs in the state folder. With FRAUD_KAFKA_BOOTSTRAP set, an
+status/down/topics/tool act on the local Kafka that runs in the state folder. With FRAUD_KAFKA_BOOTSTRAP set, an
 external cluster is in charge: up/down leave it alone, status checks that it answers, topics creates the flow's
-topics on it.
+topics on it, and tool runs Kafka's tools against it.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fraudstream.cli.common import console, example, settings_or_exit
+from fraudstream.cli.common import console, err_console, example, settings_or_exit
 from fraudstream.exceptions import BrokerError
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from fraudstream.settings import Settings
 
 app = typer.Typer(
-    help="The local Apache Kafka (KRaft, one node or a cluster, run on your Java) and the flow's topics.",
+    help="The local Apache Kafka (KRaft, one node or a cluster, run on your Java), the flow's topics, Kafka's tools.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -176,6 +178,59 @@ def fetch() -> None:
     )
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog=example(
+        "fraudstream kafka tool kafka-topics --describe --topic transactions",
+        "fraudstream kafka tool kafka-consumer-groups --describe --group fraudstream-scorer",
+        "fraudstream kafka tool kafka-console-consumer --topic fraud-alerts --from-beginning "
+        "--isolation-level read_committed",
+        "fraudstream kafka tool",
+    ),
+)
+def tool(
+    name: str | None = typer.Argument(None, help="A Kafka tool (kafka-topics, kafka-consumer-groups, ...)."),
+    args: list[str] | None = typer.Argument(None, help="Its arguments, passed as given."),
+    nodes: int | None = typer.Option(None, "--nodes", "-n", min=1, max=5, help=NODES_HELP),
+) -> None:
+    """Run one of Kafka's own tools (as its bin/kafka-*.sh would) against the cluster; --bootstrap-server is
+    filled in unless given. Without a name, list them. Everything after the name goes to the tool."""
+    from fraudstream.kafka.local.tools import TOOLS, find_tool, tool_command
+
+    if name is None:
+        table = Table(title="Kafka's tools (`fraudstream kafka tool NAME --help` shows each one's options)")
+        table.add_column("name")
+        table.add_column("what it does")
+        for known in TOOLS.values():
+            table.add_row(known.name, known.summary)
+        console.print(table)
+        return
+    chosen = find_tool(name)
+    if chosen is None:
+        err_console.print(
+            f"[red]no Kafka tool named {escape(name)!r}[/red]; `fraudstream kafka tool` lists them", soft_wrap=True
+        )
+        raise typer.Exit(2)
+    settings, cluster = _local(nodes)
+    if cluster is None:
+        from fraudstream.kafka.local.layout import local_cluster
+
+        jars = local_cluster(settings).jars
+        _warn_security(settings, args or [])
+    else:
+        jars = cluster.jars
+    if not jars.ready():
+        with err_console.status("Fetching the Kafka jars with Maven (first run only) ...") as spinner:
+            jars.ensure(progress=lambda line: spinner.update(escape(line)))
+    from fraudstream.kafka.local.prerequisites import require_tool
+
+    java = require_tool("java")
+    command = tool_command(chosen, args or [], java=java, libs_dir=jars.libs_dir, bootstrap=settings.bootstrap_servers)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(java, command)  # the tool takes over this process: its output, exit code and Ctrl-C are its own
+
+
 # ---- helpers -------------------------------------------------------------------------------------------------
 def _local(nodes: int | None, **overrides: object) -> tuple[Settings, LocalCluster | None]:
     """This shell's settings, with the node count a command means; the local cluster (None for an external one)."""
@@ -240,6 +295,17 @@ def _topics_table(report: TopicsReport) -> Table:
         state = "[green]created[/green]" if name in report.created else "exists"
         table.add_row(name, str(count), str(report.replicas.get(name) or "?"), state)
     return table
+
+
+def _warn_security(settings: Settings, args: list[str]) -> None:
+    """Kafka's tools take a secured cluster's settings from a properties file, not from FRAUD_KAFKA_* variables."""
+    if settings.kafka_security_protocol == "PLAINTEXT" or any("config" in arg for arg in args):
+        return
+    err_console.print(
+        f"[yellow]note[/yellow]: the cluster uses {settings.kafka_security_protocol}; give the tool its client "
+        "settings in a properties file (e.g. --command-config client.properties)",
+        soft_wrap=True,
+    )
 
 
 def _external_notice(settings: Settings, verb: str) -> None:

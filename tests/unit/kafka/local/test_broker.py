@@ -21,7 +21,7 @@ from fraudstream.exceptions import BrokerError, ToolMissingError
 from fraudstream.kafka.local import cluster as cluster_module
 from fraudstream.kafka.local import prerequisites as tools
 from fraudstream.kafka.local.broker import LocalBroker
-from fraudstream.kafka.local.jars import KAFKA_VERSION, MARKER
+from fraudstream.kafka.local.jars import KAFKA_VERSION, MARKER, pinned_set_id
 from fraudstream.kafka.local.processes import free_port, port_in_use
 from fraudstream.kafka.local.server_config import Quorum, new_cluster_id, render_server_properties
 from fraudstream.settings import load_settings
@@ -85,7 +85,7 @@ def test_server_properties_describe_one_combined_kraft_node(tmp_path: Path) -> N
     assert rendered["auto.create.topics.enable"] == "false"
 
 
-def test_packaged_pom_pins_the_launcher_version_and_the_slf4j_binding() -> None:
+def test_packaged_pom_pins_the_launcher_version_the_tools_and_the_slf4j_binding() -> None:
     pom = ET.fromstring(resources.files("fraudstream.kafka.local").joinpath("pom.xml").read_text())
     props = pom.find("m:properties", POM_NS)
     assert props is not None
@@ -95,7 +95,9 @@ def test_packaged_pom_pins_the_launcher_version_and_the_slf4j_binding() -> None:
     artifacts = {
         dep.findtext("m:artifactId", namespaces=POM_NS) for dep in dependencies.findall("m:dependency", POM_NS)
     }
-    assert artifacts == {"kafka_2.13", "log4j-slf4j-impl"}
+    assert artifacts == {"kafka_2.13", "kafka-tools", "log4j-slf4j-impl"}
+    excluded = {dep.findtext("m:artifactId", namespaces=POM_NS) for dep in pom.iterfind(".//m:exclusion", POM_NS)}
+    assert excluded == {"connect-runtime"}
 
 
 def test_packaged_log4j_config_writes_to_stdout() -> None:
@@ -115,7 +117,7 @@ def test_from_settings_uses_the_state_folder_port_and_cache(tmp_path: Path) -> N
 
     assert broker.bootstrap == "127.0.0.1:29999"
     assert broker.home == (tmp_path / "st" / "kafka").resolve()
-    assert broker.libs_dir == (tmp_path / "jars" / KAFKA_VERSION / "libs").resolve()
+    assert broker.libs_dir == (tmp_path / "jars" / KAFKA_VERSION / f"libs-{pinned_set_id()}").resolve()
 
 
 # ---- tools -------------------------------------------------------------------------------------------------------
@@ -164,6 +166,7 @@ def test_jars_are_resolved_once_into_place(
         "out = pathlib.Path(next(a for a in sys.argv if a.startswith('-DoutputDirectory=')).split('=', 1)[1])\n"
         "out.mkdir(parents=True)\n"
         f"(out / 'kafka_2.13-{KAFKA_VERSION}.jar').write_bytes(b'jar')\n"
+        f"(out / 'kafka-tools-{KAFKA_VERSION}.jar').write_bytes(b'jar')\n"
         "print('[INFO] Downloaded from central: https://repo/x/kafka-clients-4.4.0.jar (9 MB at 3 MB/s)')\n",
     )
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
