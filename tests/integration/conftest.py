@@ -25,6 +25,11 @@ from fraudstream.settings import Settings, load_settings
 
 from .api_support import Service
 
+# ---- BEGIN three-node cluster (h-cluster): session fixtures `kafka_cluster3` / `cluster3`, started only on request
+from .cluster_support import cluster3, kafka_cluster3  # noqa: F401  (pytest finds fixtures imported here)
+
+# ---- END three-node cluster
+
 log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
