@@ -240,18 +240,28 @@ class LocalCluster:
         deadline: float,
         timeout: float,
     ) -> None:
-        for node_id in sorted(wanted):
+        """Poll the nodes of ``wanted`` until each is ready; fail at once when any node's process exits."""
+        pending = sorted(wanted)
+        clients = {node_id: self._node(node_id).probe_client() for node_id in pending}
+        while pending:
+            for node_id, pid in pids.items():  # every node, not only the one polled: a dead one stalls the rest
+                self._node(node_id).check_alive(pid)
+            node_id = pending[0]
             node = self._node(node_id)
-            if node.wait_ready(pids[node_id], deadline, brokers=brokers):
-                continue
-            if node_id in started:
-                raise BrokerError(node.failure(f"Kafka did not answer on {node.bootstrap} within {timeout:g}s"))
-            raise BrokerError(
-                node.failure(
-                    f"the Kafka broker (pid {pids[node_id]}) runs but does not answer on {node.bootstrap}; "
-                    "restart it with `fraudstream kafka down && fraudstream kafka up`"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if node_id in started:
+                    raise BrokerError(node.failure(f"Kafka did not answer on {node.bootstrap} within {timeout:g}s"))
+                raise BrokerError(
+                    node.failure(
+                        f"the Kafka broker (pid {pids[node_id]}) runs but does not answer on {node.bootstrap}; "
+                        "restart it with `fraudstream kafka down && fraudstream kafka up`"
+                    )
                 )
-            )
+            if node.ready(clients[node_id], min(1.0, remaining), brokers=brokers):
+                pending.pop(0)
+            else:
+                time.sleep(0.1)
 
     def _check_ports_free(self, node_ids: list[int]) -> None:
         for node_id in node_ids:

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -191,27 +190,19 @@ class KraftNode:
         self._process = process
         return process.pid
 
-    def wait_ready(self, pid: int, deadline: float, *, brokers: int, client: AdminClient | None = None) -> bool:
-        """Poll until this node answers, is registered and sees ``brokers`` live brokers (True), or the deadline
-        passes (False).
+    def check_alive(self, pid: int) -> None:
+        """BrokerError, with the end of the node's log, when the process ``pid`` has exited."""
+        if not process_alive(pid):
+            self.pid_file.unlink(missing_ok=True)
+            raise BrokerError(self.failure(f"Kafka node {self.node_id} (pid {pid}) exited during start-up"))
 
-        BrokerError, with the end of the node's log, when the process exits meanwhile.
-        """
-        client = client or self.probe_client()
-        while True:
-            if not process_alive(pid):
-                self.pid_file.unlink(missing_ok=True)
-                raise BrokerError(self.failure(f"Kafka node {self.node_id} (pid {pid}) exited during start-up"))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            try:
-                info = probe_cluster(self.connection(), timeout=min(1.0, remaining), client=client)
-            except BrokerError:
-                continue
-            if info.brokers >= brokers and self.node_id in info.broker_ids:
-                return True
-            time.sleep(0.2)  # answering, but the other nodes have not registered yet
+    def ready(self, client: AdminClient, timeout: float, *, brokers: int) -> bool:
+        """True when this node answers within ``timeout`` s, is registered and sees ``brokers`` live brokers."""
+        try:
+            info = probe_cluster(self.connection(), timeout=timeout, client=client)
+        except BrokerError:
+            return False
+        return info.brokers >= brokers and self.node_id in info.broker_ids
 
     def failure(self, what: str) -> str:
         end = tail(self.log_file)

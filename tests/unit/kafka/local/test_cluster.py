@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from fraudstream.exceptions import BrokerError
 from fraudstream.kafka.local.cluster import LocalCluster
 from fraudstream.kafka.local.layout import local_cluster, local_home, resolve_nodes, running_layouts
-from fraudstream.kafka.local.processes import free_port, free_port_run, port_in_use
+from fraudstream.kafka.local.processes import ephemeral_port_range, free_port, free_port_run, port_in_use
 from fraudstream.kafka.local.server_config import Quorum, render_server_properties
 from fraudstream.kafka.topics import min_insync_replicas_for
 from fraudstream.settings import load_settings
@@ -207,3 +208,28 @@ def test_down_stops_every_node_that_runs(cluster: LocalCluster) -> None:
         for process in stand_ins:
             process.kill()
             process.wait()
+
+
+def test_a_node_that_dies_during_start_up_fails_the_wait_at_once(cluster: LocalCluster) -> None:
+    """Waiting on node 1 must not hide that node 3 is gone: it would never see three brokers."""
+    waiting = pretend_running(cluster.nodes[0].home)  # alive, never answers
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pids = {1: waiting.pid, 2: waiting.pid, 3: dead.pid}
+    try:
+        started = time.monotonic()
+        with pytest.raises(BrokerError, match=rf"Kafka node 3 \(pid {dead.pid}\) exited during start-up"):
+            cluster._await_ready({1, 2, 3}, pids, pids, 3, time.monotonic() + 60, 60)
+        assert time.monotonic() - started < 10
+    finally:
+        waiting.kill()
+        waiting.wait()
+
+
+def test_free_ports_come_from_below_the_ephemeral_range() -> None:
+    """An outgoing connection can take an ephemeral port between our check and the JVM's bind."""
+    low, _ = ephemeral_port_range()
+    picked = {free_port() for _ in range(20)}
+    assert all(port < low for port in picked)
+    first = free_port_run(3)
+    assert not any(port_in_use(first + i) for i in range(3))
