@@ -56,8 +56,8 @@ def broker(home: Path) -> Iterator[str]:
     if os.environ.get("FRAUD_KAFKA_BOOTSTRAP"):
         yield os.environ["FRAUD_KAFKA_BOOTSTRAP"]
         return
-    from fraudstream.kafka.launcher import LocalBroker
-    from fraudstream.kafka.processes import free_port
+    from fraudstream.kafka.local.broker import LocalBroker
+    from fraudstream.kafka.local.processes import free_port
 
     cache = Path(os.environ.get("FRAUD_KAFKA_CACHE_DIR") or Settings.model_fields["kafka_cache_dir"].default)
     local = LocalBroker(port=free_port(), home=home / "kafka", cache_dir=cache)

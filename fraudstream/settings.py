@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         None, description="Bootstrap servers of an existing cluster. Unset: the local broker on 127.0.0.1."
     )
     kafka_local_port: Port = Field(9092, description="Port of the local broker started by `fraudstream kafka up`.")
+    kafka_local_nodes: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Nodes of the local Kafka (`fraudstream kafka up`): 3 runs a replicated cluster on one machine, "
+        "node i on FRAUD_KAFKA_LOCAL_PORT + i - 1.",
+    )
     kafka_cache_dir: Path = Field(
         Path.home() / ".cache" / "fraudstream" / "kafka",
         description="Where the local broker's jars are cached after the first download.",
@@ -77,7 +84,13 @@ class Settings(BaseSettings):
         "fraud-feedback", description="Compacted topic of analysts' verdicts, keyed by transaction id."
     )
     topic_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics fraudstream creates.")
-    topic_replication_factor: int = Field(1, ge=1, le=10, description="Replicas of topics fraudstream creates.")
+    topic_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Replicas of topics fraudstream creates (min.insync.replicas: 2 from 3 replicas on, else 1). "
+        "Unset: the local Kafka's node count, at most 3; with FRAUD_KAFKA_BOOTSTRAP, the cluster's default.",
+    )
 
     # ---- scorer --------------------------------------------------------------------------------------------
     scorer_group_id: GroupId = Field("fraudstream-scorer", description="Consumer group the scorers share.")
@@ -191,6 +204,18 @@ class Settings(BaseSettings):
         }
 
     @model_validator(mode="after")
+    def _local_cluster_fits(self) -> Settings:
+        last = self.kafka_local_port + self.kafka_local_nodes - 1
+        if last > 65535:
+            raise ValueError(
+                f"FRAUD_KAFKA_LOCAL_NODES={self.kafka_local_nodes} nodes from FRAUD_KAFKA_LOCAL_PORT="
+                f"{self.kafka_local_port} need ports up to {last}, beyond 65535"
+            )
+        if self.topic_replication_factor is None and self.uses_local_broker:
+            self.topic_replication_factor = min(self.kafka_local_nodes, 3)
+        return self
+
+    @model_validator(mode="after")
     def _sasl_complete(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
@@ -207,8 +232,14 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap is None
 
     @property
+    def kafka_local_ports(self) -> list[int]:
+        """The client ports of the local Kafka's nodes: FRAUD_KAFKA_LOCAL_PORT and the next ones."""
+        return [self.kafka_local_port + i for i in range(self.kafka_local_nodes)]
+
+    @property
     def bootstrap_servers(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_local_port}"
+        """FRAUD_KAFKA_BOOTSTRAP, else every node of the local Kafka (so a client survives any one of them down)."""
+        return self.kafka_bootstrap or ",".join(f"127.0.0.1:{port}" for port in self.kafka_local_ports)
 
     def kafka(self) -> KafkaConnection:
         """The typed connection options every Kafka client of this process is built from."""

@@ -18,12 +18,17 @@ import pytest
 
 from fraudstream.exceptions import BrokerError
 from fraudstream.kafka.connection import KafkaConnection
-from fraudstream.kafka.launcher import LocalBroker
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.broker import LocalBroker
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import delete_topics, ensure_topics, standard_topics
 from fraudstream.settings import Settings, load_settings
 
 from .api_support import Service
+
+# ---- BEGIN three-node cluster (h-cluster): session fixtures `kafka_cluster3` / `cluster3`, started only on request
+from .cluster_support import cluster3, kafka_cluster3  # noqa: F401  (pytest finds fixtures imported here)
+
+# ---- END three-node cluster
 
 log = logging.getLogger(__name__)
 

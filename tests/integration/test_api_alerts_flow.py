@@ -25,7 +25,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudstream.kafka.clients import consumer_config, producer_config
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES, Alert
 from fraudstream.settings import Settings

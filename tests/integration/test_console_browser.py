@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from api.store import AlertRepository
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.schemas import SEED_EXAMPLE, Alert, Explanation, Reason, TransactionFeatures
 from fraudstream.settings import Settings
 

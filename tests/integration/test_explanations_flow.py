@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.model.registry import ModelRegistry
 
 from .api_support import Service, fetch_all_alerts, process_env, wait_ready

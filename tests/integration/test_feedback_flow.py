@@ -15,7 +15,7 @@ from confluent_kafka.admin import ConfigResource
 
 from api.feedback import FeedbackPublisher, kafka_producer
 from api.store import AlertRepository
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import admin_client
 from fraudstream.schemas import Alert, Feedback
 from fraudstream.settings import Settings

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from fraudstream.exceptions import BrokerError, ConfigurationError
 from fraudstream.kafka.clients import admin_config, consumer_config, producer_config
 from fraudstream.kafka.connection import KafkaConnection
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import ensure_topics, probe_cluster, standard_topics
 from fraudstream.settings import load_settings
 
