@@ -150,7 +150,7 @@ def test_a_three_node_cluster_through_the_command_line(cluster3: LocalCluster) -
         assert cluster3.node(3).status().pid != killed
         kept = kafka(env, "topics")
         assert kept.returncode == 0, kept.stderr
-        assert kept.stdout.count("exists") == 3
+        assert kept.stdout.count("exists") == len(STANDARD_TOPICS)
     finally:
         cluster3.up(timeout=180)  # the next test of the session finds its cluster whole
         delete_topics(cluster3.connection(), STANDARD_TOPICS)
