@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from itertools import chain
 from operator import attrgetter
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar, get_args
 
 import numpy as np
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
-from fraudstream.json_keys import Path, repeated_key
+from fraudstream.json_keys import Path, find_repeated_key, repeated_key
 from fraudstream.rules import FLOAT32_MAX, FiniteFloat, Label, NonNegativeFloat, Timestamp, TransactionId
 
 __all__ = [
@@ -172,9 +173,18 @@ def parse_json(model: type[Model], raw: bytes | str, *, keys: int | None = None,
     """``model.model_validate_json(raw)``, and a repeated key refused as a ValidationError naming it.
 
     ``keys`` and ``strings`` are how many keys and string values the validated document holds (default: a flat
-    model with its fields given; string fields counted from the model's annotations).
+    model with its fields given; string fields counted from the model's annotations). A document that fails
+    validation and also repeats a key gets the repeated key as its first error (the others follow).
     """
-    validated = model.model_validate_json(raw)
+    try:
+        validated = model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise
+        found = find_repeated_key(raw)
+        if found is None:
+            raise
+        raise duplicate_key_error(model.__name__, found, also=exc) from None
     where = repeated_key(
         raw,
         keys=len(validated.model_fields_set) if keys is None else keys,
@@ -185,11 +195,20 @@ def parse_json(model: type[Model], raw: bytes | str, *, keys: int | None = None,
     return validated
 
 
-def duplicate_key_error(title: str, where: Path) -> ValidationError:
-    """The ValidationError of a repeated key: type ``duplicate_key``, located at the key."""
+def duplicate_key_error(title: str, where: Path, *, also: ValidationError | None = None) -> ValidationError:
+    """The ValidationError of a repeated key: type ``duplicate_key``, located at the key (then ``also``'s)."""
     error = PydanticCustomError("duplicate_key", "Duplicate key: a field should be given once")
     details: list[InitErrorDetails] = [{"type": error, "loc": where, "input": where[-1]}]
+    for other in also.errors() if also is not None else ():
+        kind = other["type"] if other["type"] in _KNOWN_ERRORS else PydanticCustomError(other["type"], other["msg"])
+        detail: InitErrorDetails = {"type": kind, "loc": other["loc"], "input": other["input"]}
+        if "ctx" in other and isinstance(kind, str):
+            detail["ctx"] = other["ctx"]
+        details.append(detail)
     return ValidationError.from_exception_data(title, details)
+
+
+_KNOWN_ERRORS = frozenset(get_args(ErrorType))
 
 
 def _string_fields(model: type[BaseModel]) -> int:

@@ -67,7 +67,7 @@ def test_a_message_without_label_is_valid() -> None:
         (with_(event_time="yesterday"), "invalid_timestamp", "field 'event_time': Input should be an RFC 3339 date"),
         (with_(event_time=1714564800), "invalid_timestamp", "field 'event_time': Input should be an RFC 3339 date"),
         (with_(event_time="2024-05-01T12:00:00"), "invalid_timestamp", "field 'event_time': Input should have a time"),
-        (with_(event_time="0001-01-01T00:00:00+14:00"), "invalid_timestamp", "field 'event_time': Input should be from"),
+        (with_(event_time="0001-01-01T00:00:00+14:00"), "invalid_timestamp", "field 'event_time': Input should be"),
         (with_(event_time="2100-01-01T00:00:00Z"), "invalid_timestamp", "field 'event_time': Input should be from"),
         (RAW[:-1] + b',"V3":1.0}', "duplicate_key", "duplicate key 'V3'"),
         (RAW[:-1] + b',"transaction_id":"other"}', "duplicate_key", "duplicate key 'transaction_id'"),
