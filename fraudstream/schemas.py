@@ -8,14 +8,14 @@ never a model input. The value rules live in ``fraudstream.rules``; the stream's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import chain
 from operator import attrgetter
 from typing import Annotated, Protocol, TypeVar, get_args
 
 import numpy as np
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
@@ -29,6 +29,7 @@ __all__ = [
     "LABEL_COLUMN",
     "SEED_EXAMPLE",
     "Alert",
+    "AwareDatetime",
     "FeatureRow",
     "Transaction",
     "TransactionFeatures",
@@ -43,6 +44,16 @@ _N_FEATURES = len(FEATURES)
 LABEL_COLUMN = "Class"
 CSV_COLUMNS: tuple[str, ...] = (*FEATURES, LABEL_COLUMN)
 """The 31 columns of the ULB creditcard.csv."""
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a time zone (e.g. ...Z or +00:00)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+"""Any datetime with a time zone (the store's own timestamps); a message's times are ``rules.Timestamp``."""
 
 SEED_EXAMPLE: dict[str, float] = {
     "Time": 0.0,
@@ -169,11 +180,13 @@ def feature_matrix(transactions: Sequence[FeatureRow]) -> np.ndarray:
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def parse_json(model: type[Model], raw: bytes | str, *, keys: int | None = None, strings: int | None = None) -> Model:
+def parse_json(
+    model: type[Model], raw: bytes | str, *, tokens: Callable[[Model], tuple[int, int]] | None = None
+) -> Model:
     """``model.model_validate_json(raw)``, and a repeated key refused as a ValidationError naming it.
 
-    ``keys`` and ``strings`` are how many keys and string values the validated document holds (default: a flat
-    model with its fields given; string fields counted from the model's annotations). A document that fails
+    ``tokens(validated)`` says how many keys and string values the validated document holds (default: a flat
+    model, its given fields the keys, its ``str`` and ``datetime`` fields the strings). A document that fails
     validation and also repeats a key gets the repeated key as its first error (the others follow).
     """
     try:
@@ -185,11 +198,8 @@ def parse_json(model: type[Model], raw: bytes | str, *, keys: int | None = None,
         if found is None:
             raise
         raise duplicate_key_error(model.__name__, found, also=exc) from None
-    where = repeated_key(
-        raw,
-        keys=len(validated.model_fields_set) if keys is None else keys,
-        strings=_string_fields(model) if strings is None else strings,
-    )
+    keys, strings = tokens(validated) if tokens else (len(validated.model_fields_set), _string_fields(model))
+    where = repeated_key(raw, keys=keys, strings=strings)
     if where is not None:
         raise duplicate_key_error(model.__name__, where)
     return validated
