@@ -126,11 +126,15 @@ def time_text(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def message(draw: st.DrawFn) -> bytes:
-    """One message value: a transaction with zero, one or a few faults, or a whole-message oddity."""
+def message(draw: st.DrawFn, features: st.SearchStrategy[dict[str, float]] | None = None) -> bytes:
+    """One message value: a transaction with zero, one or a few faults, or a whole-message oddity.
+
+    ``features`` draws the valid features it starts from (default: the seed example).
+    """
     if draw(st.integers(0, 29)) == 29:  # (hypothesis favours small numbers: 0 is the plain case everywhere)
         return draw(st.sampled_from(WHOLE_MESSAGE_EDGES))
-    values: dict[str, str] = {name: repr(float(SEED_EXAMPLE[name])) for name in FEATURES}
+    base = draw(features) if features is not None else SEED_EXAMPLE
+    values: dict[str, str] = {name: repr(float(base[name])) for name in FEATURES}
     values["transaction_id"] = json.dumps(f"creditcard.csv:{draw(st.integers(0, 10**6))}")
     values["event_time"] = json.dumps("2024-05-01T12:00:00Z")
     values["label"] = draw(st.sampled_from(["0", "1", "null"]))
