@@ -68,11 +68,15 @@ class WireDecoder:
         """``gc=False`` (the default) keeps the structs out of the garbage collector's lists: a batch of thousands
         of live structs then costs no collection time (they hold no containers, so they cannot form a cycle)."""
         self.model = model
+        if model.model_config.get("extra") != "forbid":
+            raise TypeError(f"{model.__name__}: the wire decoder forbids unknown fields; the model must too")
         fields: list[tuple[Any, ...]] = []
         self.checks: list[tuple[str, Check[Any]]] = []
         self.optional: list[str] = []
         strings = 0
         for name, info in model.model_fields.items():
+            if info.alias not in (None, name) or info.validation_alias is not None:
+                raise TypeError(f"field {name!r}: aliases have no wire form")
             wire_type, checks = _translate(_annotation(info), name)
             self.checks += [(name, check) for check in checks]
             if wire_type in (str, datetime) or get_args(wire_type)[:1] in ((str,), (datetime,)):
@@ -116,9 +120,9 @@ class WireDecoder:
     def _repeated_keys(self, batch: WireBatch, values: Sequence[bytes | None]) -> None:
         """Refuse the accepted messages that repeat a key; fill in the defaults of the optional fields left out.
 
-        One quote count over the whole batch (numpy) settles it for every message at once: without backslashes,
-        the batch has exactly the quotes its keys and string values make unless some message repeats a key.
-        Otherwise (a backslash somewhere, or a count over) each message is looked at on its own.
+        One quote count over the batch (numpy, 100 messages at a time) settles it for every message at once:
+        without backslashes, the batch has exactly the quotes its keys and string values make unless some message
+        repeats a key. Otherwise (a backslash somewhere, or a count over) each message is looked at on its own.
         """
         present = [self._fill_defaults(name, batch.accepted) for name in self.optional]
         keys = [self._required_keys] * len(batch.accepted)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from message_corpus import message
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fraudstream.rules import EARLIEST_TIME, LATEST_TIME, PRINTABLE_ID, TIME_IN_RANGE
 from fraudstream.schemas import FEATURES, Transaction, parse_json
@@ -130,13 +130,22 @@ def test_the_time_bounds_are_instants() -> None:
 
 
 def test_a_constraint_without_a_wire_form_stops_the_translation() -> None:
+    forbid = ConfigDict(extra="forbid")
+
     class Lax(BaseModel):
+        model_config = forbid
         score: float = Field(ge=0)
 
     class Pattern(BaseModel):
+        model_config = forbid
         code: Annotated[str, Field(pattern="^[A-Z]+$")]
+
+    class Open(BaseModel):
+        code: str
 
     with pytest.raises(TypeError, match="lax float"):
         WireDecoder(Lax)
     with pytest.raises(TypeError, match="no wire form for the constraint"):
         WireDecoder(Pattern)
+    with pytest.raises(TypeError, match="forbids unknown fields"):
+        WireDecoder(Open)
