@@ -56,6 +56,33 @@ WHOLE_MESSAGE_EDGES = [
 OPTIONAL = ("label",)
 
 
+def known_malformed() -> list[bytes | None]:
+    """The malformed messages the stream and decode tests send (tests/integration/test_stream_scoring.py,
+    tests/unit/scorer/test_decode.py), each a fault on its own, and the valid message they start from."""
+    good = {**SEED_EXAMPLE, "transaction_id": "bad:0", "event_time": "2024-05-01T12:00:00Z", "label": 0}
+    raw = json.dumps(good, separators=(",", ":")).encode()
+
+    def changed(**changes: object) -> bytes:
+        return json.dumps({**good, **changes}).encode()
+
+    def without(name: str) -> bytes:
+        return json.dumps({key: value for key, value in good.items() if key != name}).encode()
+
+    return [
+        raw, None, b"", b"{this is not json", b"{not json", b"[1, 2, 3]", b"42", b'"text"', b"null", b"\xff\xfe\x00",
+        raw + b"}", raw + b"trailing", without("V7"), without("transaction_id"), without("label"),
+        changed(merchant="ACME"), changed(foo=1), changed(V3="2.5"), changed(V3=True), changed(V9=True),
+        changed(V10=None),
+        raw.replace(b'"V3":2.536347', b'"V3":NaN'), raw.replace(b'"V3":2.536347', b'"V3":Infinity'),
+        raw.replace(b'"V3":2.536347', b'"V3":1e999'), changed(Amount=-12.5), changed(label=2), changed(label=True),
+        changed(label=1.0), changed(transaction_id=""), changed(transaction_id="   "), changed(transaction_id="bad\n0"),
+        changed(transaction_id="a\x00b"), changed(transaction_id="\x1b[31mred"), changed(event_time="not a time"),
+        changed(event_time=1714564800), changed(event_time="2024-05-01T12:00:00"),
+        changed(event_time="0001-01-01T00:00:00+14:00"), changed(event_time="2100-01-01T00:00:00Z"),
+        raw[:-1] + b',"V3":1.0}', raw[:-1] + b',"transaction_id":"bad:1"}', raw[:-1] + b',"\\u0056\\u0033":1.0}',
+    ]  # fmt: skip
+
+
 def _json_string(value: str, ascii_only: bool) -> str:
     return json.dumps(value, ensure_ascii=ascii_only)
 

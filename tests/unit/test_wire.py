@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from message_corpus import message
+from message_corpus import known_malformed, message
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fraudstream.rules import EARLIEST_TIME, LATEST_TIME, PRINTABLE_ID, TIME_IN_RANGE
@@ -39,6 +39,20 @@ def _same_float(a: float, b: float) -> bool:
 @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True)
 @given(raw=message())
 def test_both_decoders_accept_the_same_messages_with_the_same_values(raw: bytes) -> None:
+    _same_verdict(raw)
+
+
+@pytest.mark.parametrize("raw", known_malformed())
+def test_both_decoders_agree_on_the_malformed_kinds_the_stream_tests_send(raw: bytes | None) -> None:
+    if raw is None:  # a tombstone: no JSON at all
+        assert WIRE.decode_many([raw]).rows == []
+        assert decode(raw).kind == "empty"  # type: ignore[union-attr]
+        return
+    _same_verdict(raw)
+
+
+def _same_verdict(raw: bytes) -> None:
+    """Both decoders accept ``raw`` with the same values, or both refuse it naming the same field."""
     reference = _pydantic(raw)
     wired = WIRE.decode_many([raw])
     if isinstance(reference, Transaction):
