@@ -109,7 +109,9 @@ class _TimedBody:
         except asyncio.CancelledError:
             if not self._expired or self._task is None:
                 raise
-            self._task.uncancel()  # the cancel was ours: the deadline passed, not a shutdown
+            uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+ counts cancellations
+            if uncancel is not None:
+                uncancel()  # the cancel was ours: the deadline passed, not a shutdown
             raise BodyTimeoutError(self._timeout_s) from None
         finally:
             self._waiting = False
