@@ -6,19 +6,21 @@ sink runs as its own process) the alert sink; on shutdown it stops them and clos
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
+from api.body import RequestBodyMiddleware
 from api.bootstrap import ApiServices, bootstrap
 from api.errors import install_error_handlers
 from api.metrics import LatencyMiddleware
+from api.openapi import documented_openapi
 from api.routes import alerts, feedback, health, metrics, model, predict
 from api.routes.console import mount_console
 from api.routes.docs import mount_docs
-from api.security import ApiKeyMiddleware, BodySizeLimitMiddleware, document_security
+from api.security import ApiKeyMiddleware, BodySizeLimitMiddleware
 from fraudstream import __version__
 from fraudstream.settings import Settings
 
@@ -60,22 +62,11 @@ def create_app(settings: Settings, *, services: ApiServices | None = None, **par
         app.include_router(router)
     mount_console(app)
     mount_docs(app)
-    if wired.api_key is not None:
-        app.openapi = _with_security(app)  # type: ignore[method-assign]
-    # Added last runs first: time everything (401s and 413s included), check the key, then the body size.
+    app.openapi = documented_openapi(app, api_key=wired.api_key is not None)  # type: ignore[method-assign]
+    # Added last runs first: time everything (401s and 413s included), check the key, then that the body is JSON
+    # and arrives in time, then its size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestBodyMiddleware, timeout_s=settings.api_body_timeout_s)
     app.add_middleware(ApiKeyMiddleware, key=wired.api_key)
     app.add_middleware(LatencyMiddleware, metrics=wired.metrics)
     return app
-
-
-def _with_security(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """app.openapi, declaring the API key the middleware enforces (so Swagger UI offers "Authorize")."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document_security(build())
-        return app.openapi_schema
-
-    return openapi

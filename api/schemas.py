@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -198,3 +198,24 @@ class ReadinessPublic(BaseModel):
     model: CheckPublic
     store: CheckPublic
     sink: SinkCheckPublic
+
+
+class ErrorPublic(BaseModel):
+    """An error answer: what went wrong, in one line."""
+
+    detail: str
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(description='Where: "body", "query" or "path", then the field\'s path.')
+    msg: str
+    type: str = Field(description="A stable label of the problem (missing, duplicate_key, timestamp_range...).")
+    field: str = Field(description="The field at fault, e.g. V3, transactions.4.Amount, cursor.")
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorPublic(BaseModel):
+    """422: every problem found, each naming its field."""
+
+    detail: list[ValidationErrorItem]

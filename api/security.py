@@ -32,7 +32,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 
-async def _send_json(send: Send, status: int, detail: str, extra_headers: list[tuple[bytes, bytes]]) -> None:
+async def send_json_error(send: Send, status: int, detail: str, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    """A JSON error answer `{"detail": ...}` sent straight from an ASGI middleware."""
     body = json.dumps({"detail": detail}).encode("utf-8")
     headers = [
         (b"content-type", b"application/json"),
@@ -71,7 +72,7 @@ class ApiKeyMiddleware:
         if supplied is not None and hmac.compare_digest(supplied, self.key):
             await self.app(scope, receive, send)
             return
-        await _send_json(send, 401, UNAUTHORIZED_DETAIL, [(b"www-authenticate", b"Bearer")])
+        await send_json_error(send, 401, UNAUTHORIZED_DETAIL, [(b"www-authenticate", b"Bearer")])
 
     @staticmethod
     def _open(scope: Scope) -> bool:
@@ -144,4 +145,4 @@ class BodySizeLimitMiddleware:
 
     async def _refuse(self, send: Send) -> None:
         detail = BodyTooLargeError(self.max_bytes).detail
-        await _send_json(send, 413, str(detail), [(b"connection", b"close")])
+        await send_json_error(send, 413, str(detail), [(b"connection", b"close")])

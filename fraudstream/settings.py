@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     api_port: Port = Field(8000, description="Port of the API.")
     api_key: SecretStr | None = Field(None, description="When set, every route but health needs this key.")
     api_max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted.")
+    api_body_timeout_s: PositiveSeconds = Field(
+        10.0, description="Longest wait for a whole request body to arrive; answered 408 after it."
+    )
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions in one /predict/batch call.")
     api_run_sink: bool = Field(True, description="Run the fraud-alerts sink inside the API process.")
     sink_group_id: GroupId = Field("fraudstream-alert-sink", description="Consumer group of the alert sink(s).")

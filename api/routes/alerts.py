@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
+from pydantic import BeforeValidator
 
 from api.cursor import Cursor
 from api.deps import StoreDep
 from api.exceptions import AlertNotFoundError, InvalidInputError
+from api.openapi import KEY_ERROR, QUERY_ERRORS, STORE_ERROR, error
 from api.schemas import (
     AlertPublic,
     AlertsPublic,
@@ -25,17 +27,20 @@ from api.schemas import (
     VersionCount,
 )
 from api.store import AlertFilter, StoredAlert, VerdictFilter, utc
+from fraudstream.rules import TransactionId, parse_timestamp
 
 MAX_LIMIT = 1000
 
 router = APIRouter(
     prefix="/alerts",
     tags=["alerts"],
-    responses={401: {"description": "An API key is configured and was not sent."}},
+    responses={**KEY_ERROR, **QUERY_ERRORS, **STORE_ERROR},
 )
 
-Since = Annotated[datetime | None, Query(description="Alerts with event_time at or after this instant (no zone: UTC).")]
-Until = Annotated[datetime | None, Query(description="Alerts with event_time before this instant (no zone: UTC).")]
+QueryTime = Annotated[datetime, BeforeValidator(parse_timestamp)]
+"""An RFC 3339 date-time, read by the parser of the messages' times; here a zone may be left out (then UTC)."""
+Since = Annotated[QueryTime | None, Query(description="Alerts with event_time from this instant on (no zone: UTC).")]
+Until = Annotated[QueryTime | None, Query(description="Alerts with event_time before this instant (no zone: UTC).")]
 
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
@@ -124,9 +129,15 @@ def alert_stats(
     )
 
 
-@router.get("/{transaction_id:path}", response_model=AlertPublic, summary="One alert by transaction id")
-def get_alert(transaction_id: str, store: StoreDep) -> AlertPublic:
-    """The stored alert of one transaction; 404 when that transaction raised no alert."""
+@router.get(
+    "/{transaction_id:path}",
+    response_model=AlertPublic,
+    summary="One alert by transaction id",
+    responses={404: error("No alert for this transaction id.")},
+)
+def get_alert(transaction_id: Annotated[TransactionId, Path()], store: StoreDep) -> AlertPublic:
+    """The stored alert of one transaction; 404 when that transaction raised no alert, 422 when the id is not one
+    a transaction can have (blank, over 200 characters, or with control characters)."""
     alert = store.get(transaction_id)
     if alert is None:
         raise AlertNotFoundError(transaction_id)

@@ -8,21 +8,40 @@ way (the broker is slow or away; it is produced as soon as it answers).
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from api.deps import ServicesDep
 from api.exceptions import AlertNotFoundError
+from api.openapi import BODY_ERRORS, KEY_ERROR, QUERY_ERRORS, STORE_ERROR, error
 from api.schemas import FeedbackHistoryPublic, FeedbackIn, FeedbackPublic
+from fraudstream.rules import TransactionId
+from fraudstream.schemas import parse_json
 
 router = APIRouter(
     prefix="/alerts",
     tags=["feedback"],
-    responses={
-        401: {"description": "An API key is configured and was not sent."},
-        404: {"description": "No alert has this transaction id."},
-    },
+    responses={**KEY_ERROR, **QUERY_ERRORS, **STORE_ERROR, 404: error("No alert for this transaction id.")},
 )
+PathId = Annotated[TransactionId, Path()]
+FEEDBACK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": FeedbackIn.model_json_schema(),
+                "examples": {
+                    "fraud": {"value": {"verdict": "fraud", "analyst": "ana", "note": "card reported stolen"}}
+                },
+            }
+        },
+    }
+}
 
 
 @router.post(
@@ -30,18 +49,28 @@ router = APIRouter(
     response_model=FeedbackPublic,
     status_code=201,
     summary="Record an analyst's verdict on an alert",
-    responses={202: {"model": FeedbackPublic, "description": "Stored; not yet on fraud-feedback (retried)."}},
+    responses={
+        **BODY_ERRORS,
+        202: {"model": FeedbackPublic, "description": "Stored; not yet on fraud-feedback (retried)."},
+    },
+    openapi_extra=FEEDBACK_BODY,
 )
-def post_feedback(transaction_id: str, feedback: FeedbackIn, services: ServicesDep) -> JSONResponse:
+async def post_feedback(transaction_id: PathId, request: Request, services: ServicesDep) -> JSONResponse:
     """Store the verdict as the alert's current one (the previous stays in the history) and produce it to
     fraud-feedback, keyed by transaction id."""
-    stored = services.store.feedback.record(transaction_id, feedback.verdict, feedback.analyst, feedback.note)
+    try:  # read here, as /predict does: repeated keys and bytes that are not JSON are 422 naming the field
+        feedback = parse_json(FeedbackIn, await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+    store = services.store.feedback
+    stored = await asyncio.to_thread(store.record, transaction_id, feedback.verdict, feedback.analyst, feedback.note)
     if stored is None:
         raise AlertNotFoundError(transaction_id)
     services.metrics.verdict(stored.verdict)
     publisher = services.feedback
     if publisher is not None:
-        stored = publisher.wait_published(stored.feedback_id, services.settings.feedback_publish_timeout_s) or stored
+        timeout = services.settings.feedback_publish_timeout_s
+        stored = await asyncio.to_thread(publisher.wait_published, stored.feedback_id, timeout) or stored
     body = _public(stored)
     return JSONResponse(body.model_dump(mode="json"), status_code=201 if body.published else 202)
 
@@ -51,7 +80,7 @@ def post_feedback(transaction_id: str, feedback: FeedbackIn, services: ServicesD
     response_model=FeedbackHistoryPublic,
     summary="Every verdict on an alert, oldest first",
 )
-def feedback_history(transaction_id: str, services: ServicesDep) -> FeedbackHistoryPublic:
+def feedback_history(transaction_id: PathId, services: ServicesDep) -> FeedbackHistoryPublic:
     """The verdicts analysts gave this alert; the last is its current verdict. 404 for an unknown alert."""
     if services.store.get(transaction_id) is None:
         raise AlertNotFoundError(transaction_id)

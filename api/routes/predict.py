@@ -4,7 +4,8 @@
 ~200): ``async def`` (scoring one row costs ~10 us in ONNX Runtime, far less than a thread-pool hop), no dependency
 tree, the body parsed and validated in one step by pydantic's JSON parser into the kernel's TransactionFeatures
 (errors still come out as FastAPI's standard 422, naming the field), and the answer encoded once with orjson. The
-OpenAPI document still describes the body and the answer exactly. /predict/batch uses FastAPI's usual machinery.
+OpenAPI document still describes the body and the answer exactly. Both routes read their body the same way, so
+both refuse repeated keys (``kernel parse_json``), which FastAPI's own body parsing would let through (last wins).
 
 Reason codes come from the kernel's FraudModel.explain, the scorer's own path: for fraudulent answers, and for any
 answer with ``?explain=true``. An exact row costs ~4 ms, run inline; while the forest is still loading (the first
@@ -14,70 +15,75 @@ seconds after a model is loaded) the wait happens in a worker thread, never on t
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from api.deps import NO_MODEL_MESSAGE, MetricsDep, ModelDep, SettingsDep
 from api.exceptions import InvalidInputError, ModelUnavailableError
+from api.openapi import BODY_ERRORS, KEY_ERROR, error
 from api.schemas import ExplanationPublic, PredictionPublic, PredictionsPublic, TransactionBatch
 from fraudstream.model.serving import FraudModel
-from fraudstream.schemas import SEED_EXAMPLE, TransactionFeatures, feature_matrix
+from fraudstream.schemas import FEATURES, SEED_EXAMPLE, TransactionFeatures, feature_matrix, parse_json
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "An API key is configured and was not sent."},
-    413: {"description": "The request body is over FRAUD_API_MAX_BODY_BYTES."},
-    503: {"description": "No production model yet: run `fraudstream train`."},
-}
-VALIDATION_ERROR = {
-    "description": "The transaction is not valid; each error names its field.",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
-}
 SEED = {"seed": {"summary": "The first row of creditcard.csv (legitimate)", "value": SEED_EXAMPLE}}
 EXPLAIN_DESCRIPTION = "Return the reason codes for any answer, not only a fraudulent one."
-TRUE, FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+EXPLAIN_PARAMETER = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "description": EXPLAIN_DESCRIPTION,
+    "schema": {"type": "boolean", "default": False},
+}
+BOOLEANS = {"true": True, "false": False}
+"""What the schema's boolean allows: anything else is 422 (not a silent false)."""
 INLINE_ROWS = 8
 """Up to this many rows are explained on the event loop once the forest is loaded (~4 ms a row at most)."""
-TRANSACTION_BODY = {
-    "parameters": [
-        {
-            "name": "explain",
-            "in": "query",
-            "required": False,
-            "description": EXPLAIN_DESCRIPTION,
-            "schema": {"type": "boolean", "default": False},
-        },
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": TransactionFeatures.model_json_schema(), "examples": SEED},
-        },
-    },
+
+
+def _json_body(model: type[BaseModel], examples: dict[str, Any]) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "parameters": [EXPLAIN_PARAMETER],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema, "examples": examples}}},
+    }
+
+
+TRANSACTION_BODY = _json_body(TransactionFeatures, SEED)
+BATCH_BODY = _json_body(TransactionBatch, {"two": {"value": {"transactions": [SEED_EXAMPLE] * 2}}})
+ERRORS: dict[int | str, dict[str, Any]] = {
+    **KEY_ERROR,
+    **BODY_ERRORS,
+    503: error("No production model yet: run `fraudstream train`."),
 }
+_FEATURE_KEYS = len(FEATURES)
 
 router = APIRouter(prefix="/predict", tags=["predict"], responses=ERRORS)
+Body = TypeVar("Body", bound=BaseModel)
 
 
-@router.post(
-    "",
-    response_model=PredictionPublic,
-    summary="Score one transaction",
-    openapi_extra=TRANSACTION_BODY,
-    responses={422: VALIDATION_ERROR},
-)
-async def predict(request: Request) -> Response:
-    """The fraud probability of one transaction and the serving model's decision at its threshold."""
+def _validated(model: type[Body], raw: bytes, tokens: Any = None) -> Body:
+    """The body as ``model``; FastAPI's standard 422 (``loc`` starting with "body") when it is not one."""
     try:
-        transaction = TransactionFeatures.model_validate_json(await request.body())
+        return parse_json(model, raw, tokens=tokens)
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from exc
+
+
+def _batch_tokens(batch: TransactionBatch) -> tuple[int, int]:
+    return 1 + _FEATURE_KEYS * len(batch.transactions), 0
+
+
+@router.post("", response_model=PredictionPublic, summary="Score one transaction", openapi_extra=TRANSACTION_BODY)
+async def predict(request: Request) -> Response:
+    """The fraud probability of one transaction and the serving model's decision at its threshold."""
+    transaction = _validated(TransactionFeatures, await request.body())
     services = request.app.state.services
     model = services.models.current  # read once: the whole request uses one version
     if model is None:
@@ -103,10 +109,10 @@ async def predict(request: Request) -> Response:
 
 def _explain_asked(request: Request) -> bool:
     value = request.query_params.get("explain")
-    if value is None or value.lower() in FALSE:
+    if value is None:
         return False
-    if value.lower() in TRUE:
-        return True
+    if value in BOOLEANS:
+        return BOOLEANS[value]
     raise InvalidInputError("explain", "must be true or false")
 
 
@@ -120,16 +126,19 @@ async def explanations(model: FraudModel, matrix: np.ndarray) -> list[Explanatio
     return [None if e is None else ExplanationPublic.model_validate(e.model_dump()) for e in found]
 
 
-@router.post("/batch", response_model=PredictionsPublic, summary="Score up to FRAUD_API_MAX_BATCH transactions")
+@router.post(
+    "/batch",
+    response_model=PredictionsPublic,
+    summary="Score up to FRAUD_API_MAX_BATCH transactions",
+    openapi_extra=BATCH_BODY,
+)
 async def predict_batch(
-    batch: Annotated[TransactionBatch, Body(openapi_examples={"two": {"value": {"transactions": [SEED_EXAMPLE] * 2}}})],
-    model: ModelDep,
-    metrics: MetricsDep,
-    settings: SettingsDep,
-    explain: Annotated[bool, Query(description=EXPLAIN_DESCRIPTION)] = False,
+    request: Request, model: ModelDep, metrics: MetricsDep, settings: SettingsDep
 ) -> PredictionsPublic:
     """Decisions for several transactions in one call, in request order, all by the same model version; reason
     codes for the fraudulent ones (for all with ``?explain=true``)."""
+    batch = _validated(TransactionBatch, await request.body(), _batch_tokens)
+    explain = _explain_asked(request)
     if len(batch.transactions) > settings.api_max_batch:
         raise InvalidInputError(
             "transactions",

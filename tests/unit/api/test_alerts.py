@@ -120,6 +120,9 @@ def test_filters_since_until_min_score_and_model_version(
         ({"since": "9999-12-31T23:59:59-23:59"}, "since"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": base64.urlsafe_b64encode(b'["2024-05-01T00:00:00", "x"]').decode()}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b'["2024-05-01T00:00:00Z", "\\ud800"]').decode()}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b'["2024-05-01T00:00:00Z", "a\\nb"]').decode()}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b'["0001-01-01T00:00:00+14:00", "x"]').decode()}, "cursor"),
     ],
 )
 def test_bad_query_parameters_are_422_naming_the_parameter(
@@ -184,3 +187,14 @@ def test_an_alert_shows_its_transaction_and_its_reasons_in_plain_words(
     assert AlertPublic.model_validate(body).message() == stored  # the text is derived, not stored
     listed = client.get("/alerts").json()["data"][0]
     assert listed["explanation"]["reasons"][0]["text"].startswith("V14 = -9.8")
+
+
+@pytest.mark.parametrize(
+    "path", ["/alerts/%20%20", "/alerts/a%09b", "/alerts/a%00b", "/alerts/%1B%5B31m", "/alerts/" + "a" * 201]
+)
+def test_an_id_no_transaction_can_have_is_422_not_404(client: TestClient, path: str) -> None:
+    # (a newline is 404: Starlette's path pattern does not match it, so the route is never reached)
+    response = client.get(path)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "transaction_id"

@@ -221,5 +221,5 @@ def test_a_batch_explains_its_fraudulent_answers_or_all_on_request(
             assert reasons == _kernel_reasons(small_forest, row)
         else:
             assert item["explanation"] is None
-    everything = client.post("/predict/batch", params={"explain": True}, json={"transactions": rows}).json()
+    everything = client.post("/predict/batch", params={"explain": "true"}, json={"transactions": rows}).json()
     assert all(item["explanation"] is not None for item in everything["data"])
