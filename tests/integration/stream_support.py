@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from fraudstream.data.check import iter_validated_chunks
 from fraudstream.kafka.clients import consumer_config
@@ -187,6 +187,9 @@ def scorer_process(settings: Settings, log: Path, **overrides: Any) -> Iterator[
 
 
 # ---- reading the topics -----------------------------------------------------------------------------------------
+_LOADING = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE)
+
+
 def committed_offsets(settings: Settings) -> list[int]:
     """The scorer group's committed offsets on the transactions topic (-1001 where none yet).
 
@@ -197,9 +200,16 @@ def committed_offsets(settings: Settings) -> list[int]:
         settings.kafka(), group_id=settings.scorer_group_id, client_id="stream-test-lag", read_committed=False
     )
     consumer = Consumer(config)
+    partitions = [TopicPartition(settings.topic_transactions, p) for p in range(settings.topic_partitions)]
+    deadline = time.monotonic() + 30
     try:
-        partitions = [TopicPartition(settings.topic_transactions, p) for p in range(settings.topic_partitions)]
-        return [tp.offset for tp in consumer.committed(partitions, timeout=15)]
+        while True:
+            try:
+                return [tp.offset for tp in consumer.committed(partitions, timeout=15)]
+            except KafkaException as exc:  # e.g. NOT_COORDINATOR while a (re)started broker loads its groups
+                if time.monotonic() > deadline or not exc.args[0].retriable() and exc.args[0].code() not in _LOADING:
+                    raise
+                time.sleep(0.3)
     finally:
         consumer.close()
 
