@@ -28,7 +28,8 @@ When FRAUD_API_KEY is set, every route but /healthz and /readyz needs it, as `X-
 
 def create_app(settings: Settings, *, services: ApiServices | None = None, **parts: Any) -> FastAPI:
     """The API for ``settings``. Pass ``services`` (or any of bootstrap()'s keyword parts: ``registry``,
-    ``watcher``, ``store``, ``run_sink``, ``run_metrics``, ``consumer_factory``) to swap real parts for others."""
+    ``watcher``, ``store``, ``run_sink``, ``run_metrics``, ``consumer_factory``, ``producer_factory``) to swap real
+    parts for others."""
     wired = services or bootstrap(settings, **parts)
 
     @asynccontextmanager

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from api.metrics import ApiMetrics
 from api.model_service import MlflowRunMetrics, ModelService, RunMetricsSource
-from api.sink import AlertSink, ConsumerFactory, kafka_consumer
+from api.sink import AlertSink, ConsumerFactory, ProducerFactory, kafka_consumer, kafka_producer
 from api.sink_thread import SinkThread
 from api.store import AlertRepository
 from fraudstream.model.watcher import ModelWatcher, VersionSource
@@ -57,6 +57,7 @@ def bootstrap(
     run_sink: bool | None = None,
     run_metrics: RunMetricsSource | None = None,
     consumer_factory: ConsumerFactory | None = None,
+    producer_factory: ProducerFactory | None = None,
 ) -> ApiServices:
     """Wire the API for ``settings``. Unset parts are the real ones: the MLflow registry named in the settings,
     the store at ``settings.alert_store``, and the in-process sink when ``settings.api_run_sink``."""
@@ -73,7 +74,13 @@ def bootstrap(
     store = store or AlertRepository.from_url(settings.alert_store)
     sink = None
     if settings.api_run_sink if run_sink is None else run_sink:
-        alert_sink = AlertSink(settings, store, observer=metrics, consumer_factory=consumer_factory or kafka_consumer)
+        alert_sink = AlertSink(
+            settings,
+            store,
+            observer=metrics,
+            consumer_factory=consumer_factory or kafka_consumer,
+            producer_factory=producer_factory or kafka_producer,
+        )
         sink = SinkThread(alert_sink)
     key = settings.api_key.get_secret_value().encode("utf-8") if settings.api_key else None
     return ApiServices(settings=settings, models=models, store=store, metrics=metrics, sink=sink, api_key=key)

@@ -19,7 +19,7 @@ from fraudstream.model.engine import OnnxEngine
 from fraudstream.schemas import FEATURES, Alert
 from fraudstream.settings import Settings, load_settings
 
-from .fakes import MODEL_NAME, FakeRegistry, FakeRunMetrics
+from .fakes import MODEL_NAME, FakeProducer, FakeRegistry, FakeRunMetrics
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -69,6 +69,7 @@ def make_client(tmp_path: Path, onnx_engine: OnnxEngine) -> Iterator[AppFactory]
             store=AlertRepository.from_url(settings.alert_store),
             run_sink=consumer_factory is not None,
             consumer_factory=consumer_factory,
+            producer_factory=lambda config: FakeProducer(),
         )
         client = TestClient(app)
         client.__enter__()

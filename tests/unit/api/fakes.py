@@ -47,8 +47,23 @@ class FakeRunMetrics:
 
 
 class FakeMessage:
-    def __init__(self, partition: int, offset: int, value: bytes | None, error: KafkaError | None = None) -> None:
+    def __init__(
+        self,
+        partition: int,
+        offset: int,
+        value: bytes | None,
+        error: KafkaError | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self._partition, self._offset, self._value, self._error = partition, offset, value, error
+        self._key, self._headers = key, headers
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
 
     def error(self) -> KafkaError | None:
         return self._error
@@ -114,3 +129,27 @@ class FakeConsumer:
 
     def close(self) -> None:
         self.closed = True
+
+
+class FakeProducer:
+    """The sink's dead-letter producer: flush() delivers what was produced (failing while ``down``)."""
+
+    def __init__(self) -> None:
+        self.delivered: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []
+        self.down = False
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
+        self._pending.append({"topic": topic, "value": value, "key": key, **kwargs})
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        pending, self._pending = self._pending, []
+        for message in pending:
+            error = KafkaError(KafkaError._MSG_TIMED_OUT, "broker down") if self.down else None
+            if error is None:
+                self.delivered.append(message)
+            message["on_delivery"](error, None)
+        return 0
