@@ -4,6 +4,11 @@ The file is read and validated in chunks by the kernel checker (memory stays fla
 is validated again as a kernel Transaction and sent as JSON, keyed by its stable ``transaction_id``, with the
 Kafka timestamp set to its ``event_time``. The producer is idempotent; ``poll(0)`` after every send serves
 delivery reports, which count failures; ``flush()`` runs once, at the end, also after Ctrl-C.
+
+A broker outage of any length pauses the replay rather than failing it: records wait in the producer's queue
+(their delivery never times out), a full queue makes :func:`~fraudstream.kafka.produce.produce` wait, and the
+outage is logged in a bounded number of lines. When librdkafka gives up on the producer (a fatal error), a new
+one takes over in-process; the records the old one had not delivered are counted as failed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ import pandas as pd
 from confluent_kafka import KafkaException
 
 from fraudstream.data.check import iter_validated_chunks
+from fraudstream.kafka.errors import describe, kafka_error
+from fraudstream.kafka.outage import OutageLog
+from fraudstream.kafka.produce import produce
 from fraudstream.schemas import FEATURES, LABEL_COLUMN
+from fraudstream.shutdown import Stop
 from producer.encode import Encoded, encode_row
 from producer.exceptions import ReplayError
 from producer.pacing import Pace, Pacer
@@ -38,10 +47,6 @@ class Producer(Protocol):
     def poll(self, timeout: float) -> int: ...
 
     def flush(self, timeout: float) -> int: ...
-
-
-class Stop(Protocol):
-    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class ReplayStats:
     undelivered: int = 0
     passes: int = 0
     interrupted: bool = False
+    replaced: int = 0
+    """Producers replaced after a fatal error."""
     first_error: str | None = None
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -103,8 +110,12 @@ class Replayer:
         options: ReplayOptions,
         stop: Stop,
         progress: Callable[[ReplayStats], None] | None = None,
+        producer_factory: Callable[[], Producer] | None = None,
+        outage: OutageLog | None = None,
     ) -> None:
         self._producer = producer
+        self._producer_factory = producer_factory
+        self._outage = outage or OutageLog("replay")
         self._topic = topic
         self._data = data
         self._options = options
@@ -147,7 +158,8 @@ class Replayer:
                 self._wait(self._pacer.seconds_until(offset))
             if self._stop.is_set():
                 return False
-            self._produce(encode_row(name, row, values, label, self._pacer.event_time(offset), source=source))
+            if not self._produce(encode_row(name, row, values, label, self._pacer.event_time(offset), source=source)):
+                return False
             self._producer.poll(0)
             self.stats.sent += 1
             self._tick()
@@ -163,25 +175,39 @@ class Replayer:
             self._producer.poll(min(remaining, 0.1))
             self._tick()
 
-    def _produce(self, encoded: Encoded) -> None:
+    def _produce(self, encoded: Encoded) -> bool:
+        """Queue one row (waiting while the queue is full); False when stopped while waiting."""
         while True:
             try:
-                self._producer.produce(
+                return produce(
+                    self._producer,
                     self._topic,
                     value=encoded.value,
                     key=encoded.key,
                     timestamp=encoded.timestamp_ms,
                     on_delivery=self._delivered,
+                    stop=self._stop,
+                    on_full=self._tick,
                 )
-                return
-            except BufferError:  # the local queue is full: let librdkafka send, then try again
-                self._producer.poll(0.1)
             except KafkaException as exc:
-                raise ReplayError(f"Kafka refused a transaction for {self._topic}: {exc.args[0]}") from exc
+                error = kafka_error(exc)
+                if not error.fatal() or self._producer_factory is None:
+                    raise ReplayError(f"Kafka refused a transaction for {self._topic}: {describe(error)}") from exc
+                self._replace_producer(describe(error))
+
+    def _replace_producer(self, reason: str) -> None:
+        """librdkafka gave up on this producer: deliver what it still can (its failures are counted), then a new
+        one takes over."""
+        assert self._producer_factory is not None
+        log.error("the replay's producer cannot go on (%s): replacing it", reason)
+        self._producer.flush(5.0)
+        self._producer = self._producer_factory()
+        self.stats.replaced += 1
 
     def _delivered(self, error: Any, message: Any) -> None:
         if error is None:
             self.stats.delivered += 1
+            self._outage.recovered()
             return
         self.stats.failed += 1
         if self.stats.first_error is None:
