@@ -10,9 +10,10 @@ dead letter may be written twice), and a restart resumes from the committed offs
 
 Availability: a broker outage is ridden out and logged in a bounded number of lines (the kernel's
 :class:`~fraudstream.kafka.outage.OutageLog`); a consumer that cannot go on (a fatal error, e.g. fenced as a static
-member, or a call that got stuck) is replaced in-process and rejoins the group; every blocking call that could
-hang (commit, flush, close) runs under the kernel's watchdog. :meth:`AlertSink.status` gives readiness the facts:
-the partitions held, whether the broker answers, and the measured lag (or why it cannot be measured).
+member, or a call that got stuck) is replaced in-process and rejoins the group; batch commits are asynchronous,
+and every call that could block (the dead letters' flush, the final commit, close) runs under the kernel's
+watchdog. :meth:`AlertSink.status` gives readiness the facts: the partitions held, whether the broker answers,
+and the measured lag (or why it cannot be measured).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from fraudstream.shutdown import Stop
 
 log = logging.getLogger(__name__)
 
-LAG_INTERVAL_S = 2.0
 MAX_BACKOFF_S = 30.0
 CALL_TIMEOUT_S = 5.0
 """Longest a commit, a dead-letter flush or a close may block before it is abandoned."""
@@ -123,7 +123,7 @@ class AlertSink:
         self.observer = observer
         self.outage = OutageLog("alert sink")
         self._events = ClientEvents(self.outage)
-        self.health = ConsumerHealth(self.outage, interval_s=LAG_INTERVAL_S)
+        self.health = ConsumerHealth(self.outage, settings.topic_alerts)
         self._config = consumer_config(
             settings.kafka(),
             group_id=settings.sink_group_id,
@@ -132,14 +132,23 @@ class AlertSink:
             group_instance_id=settings.sink_instance_id,
             session_timeout_ms=settings.sink_session_timeout_ms,
             events=self._events,
+            stats=self.health.on_stats,
+            on_commit=self._on_commit,
         )
-        self._producer_config = producer_config(settings.kafka(), client_id=f"{client_id}-dlq", events=self._events)
+        self._producer_events = ClientEvents(self.outage)
+        self._producer_config = producer_config(
+            settings.kafka(), client_id=f"{client_id}-dlq", events=self._producer_events
+        )
         self._dlq_limit = dlq.dead_letter_limit(PRODUCER_MESSAGE_MAX_BYTES, BROKER_MAX_MESSAGE_BYTES)
         self._consumer_factory = consumer_factory
         self._producer_factory = producer_factory
         self._consumer: Any = None
         self._producer: Any = None
-        self._watchdog = Watchdog("alert sink")
+        self._watchdog = Watchdog(
+            "alert sink",
+            margin_s=2.0,
+            on_slow=lambda what, seconds: self.outage.failed(f"{what} has not returned for {seconds:.0f} s"),
+        )
         self._committed: dict[tuple[str, int], int] = {}
         self._status = SinkStatus()
         self._lock = threading.Lock()
@@ -290,6 +299,8 @@ class AlertSink:
     def _send(self, records: Sequence[OutRecord]) -> list[tuple[OutRecord, str]]:
         """Produce and flush ``records``; returns those Kafka refused as records. Raises _UndeliveredError when
         some were not delivered for any other reason (the broker is away)."""
+        if self._producer_events.take_fatal() is not None:
+            self._drop_producer()  # librdkafka gave up on it: a new one
         if self._producer is None:
             self._producer = self._producer_factory(self._producer_config)
         producer = self._producer
@@ -330,13 +341,17 @@ class AlertSink:
 
     def _consume(self) -> list[Any]:
         try:
-            return self._consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)  # type: ignore[no-any-return]
+            messages = self._consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
         except KafkaException as exc:
             error = kafka_error(exc)
             if error.fatal():
                 raise _ConsumerUnusableError(f"the consumer cannot go on: {describe(error)}") from exc
             self._events.error(error)
             return []
+        fatal = self._events.take_fatal()
+        if fatal is not None:  # told through error_cb only (e.g. fenced while rejoining after a session timeout)
+            raise _ConsumerUnusableError(f"fatal Kafka error: {describe(fatal)}")
+        return messages  # type: ignore[no-any-return]
 
     def _on_kafka_error(self, error: Any) -> None:
         if error.fatal():
@@ -353,12 +368,15 @@ class AlertSink:
             self._join()
 
     def _close_clients(self) -> None:
+        if self._consumer is not None and self.outage.reachable:
+            self._final_commit()
         self._close_consumer()
         self._drop_producer()
 
     def _close_consumer(self) -> None:
         if self._consumer is None:
             return
+        self._committed.clear()  # a new consumer commits what it reads, from wherever the group resumes
         holder: list[Any] = [self._consumer]
         self._consumer = None
         self.health.assigned(0)
@@ -388,25 +406,51 @@ class AlertSink:
         if not changed:
             return
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in changed.items()]
+        try:  # asynchronous: a commit never blocks the loop (its outcome comes to _on_commit from consume())
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # e.g. a rebalance or an outage: the batch comes again, the upsert absorbs it
+            self._commit_failed(kafka_error(exc))
+            return
+        self._committed.update(changed)  # asked for; a failure reported later makes the next batch ask again
+
+    def _on_commit(self, error: Any, partitions: list[TopicPartition]) -> None:
+        """The consumer's ``on_commit`` (served inside consume() and close())."""
+        if error is not None:
+            self._commit_failed(error)
+            for tp in partitions:  # commit them again with the next batch
+                self._committed.pop((tp.topic, tp.partition), None)
+            return
+        if any(tp.error is None for tp in partitions):
+            self.outage.recovered()
+
+    def _commit_failed(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._NO_OFFSET:
+            return
+        if means_unreachable(error):
+            self.outage.failed(f"committing sink offsets: {describe(error)}")
+        elif not self.outage.absorb(f"committing sink offsets: {describe(error)}"):
+            log.warning("committing sink offsets failed (the alerts may be redelivered): %s", describe(error))
+
+    def _final_commit(self) -> None:
+        """On the way out: one synchronous commit of the positions, bounded, so a clean stop leaves nothing to redo."""
         consumer = self._consumer
+        offsets = [
+            tp
+            for tp in consumer.position(consumer.assignment())
+            if tp.offset >= 0 and self._committed.get((tp.topic, tp.partition)) != tp.offset
+        ]
+        if not offsets:  # asked for already (close() waits for commits still in flight)
+            return
         try:
             self._watchdog.call(
-                "committing sink offsets",
+                "the final commit",
                 partial(consumer.commit, offsets=offsets, asynchronous=False),
-                timeout_s=CALL_TIMEOUT_S,
+                timeout_s=2.0,
+                margin_s=0.0,
+                stop_grace_s=2.0,
             )
-        except CallAbandoned as exc:
-            self._consumer = None  # left with its blocked worker
-            raise _ConsumerUnusableError(str(exc)) from exc
-        except KafkaException as exc:  # e.g. a rebalance or an outage: the batch comes again, the upsert absorbs it
-            error = kafka_error(exc)
-            if means_unreachable(error):
-                self.outage.failed(f"committing sink offsets: {describe(error)}")
-            else:
-                log.warning("committing sink offsets failed (the alerts may be redelivered): %s", describe(error))
-            return
-        self._committed.update(changed)
-        self.outage.recovered()
+        except (KafkaException, CallAbandoned) as exc:
+            log.info("the final commit did not complete (the last alerts may be redelivered): %s", exc)
 
     def _rewind(self, messages: Sequence[Any]) -> None:
         """Seek every partition of a failed batch back to its first message, so the batch is consumed again."""
@@ -423,14 +467,12 @@ class AlertSink:
                 log.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
 
     def _measure(self) -> None:
-        """Partitions held now; the lag (high watermark - position) when due, every LAG_INTERVAL_S at most."""
+        """Partitions held now (a local call); the lag comes with the consumer's statistics."""
         if self._consumer is None:
             return
         self.health.assigned(len(self._consumer.assignment()))
-        if not self.health.due():
-            return
-        lag = self.health.measure(self._consumer, committed=lambda topic, part: self._committed.get((topic, part)))
-        if lag is not None and self.observer is not None and self.health.report().partitions:
+        lag = self.health.lag
+        if lag is not None and self.observer is not None:
             self.observer.lag(lag)
 
 

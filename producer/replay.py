@@ -3,7 +3,8 @@
 The file is read and validated in chunks by the kernel checker (memory stays flat on the full file); each row
 is validated again as a kernel Transaction and sent as JSON, keyed by its stable ``transaction_id``, with the
 Kafka timestamp set to its ``event_time``. The producer is idempotent; ``poll(0)`` after every send serves
-delivery reports, which count failures; ``flush()`` runs once, at the end, also after Ctrl-C.
+delivery reports, which count failures; ``flush()`` runs once, at the end, also after Ctrl-C (then for three
+seconds at most: what is still queued is reported as undelivered).
 
 A broker outage of any length pauses the replay rather than failing it: records wait in the producer's queue
 (their delivery never times out), a full queue makes :func:`~fraudstream.kafka.produce.produce` wait, and the
@@ -59,7 +60,9 @@ class ReplayOptions:
     start: int = 0
     loop: bool = False
     chunk_rows: int = CHUNK_ROWS
-    flush_timeout_s: float = 60.0
+    flush_timeout_s: float = 3.0
+    """How long the final flush may wait once stopped (Ctrl-C, SIGTERM). A replay that ran to its end waits for
+    every record, however long the broker is away, until it is stopped."""
 
     def __post_init__(self) -> None:
         if self.start < 0:
@@ -216,15 +219,26 @@ class Replayer:
             log.warning("delivery failed (%d so far): %s", self.stats.failed, error)
 
     def _flush(self) -> None:
-        """Deliver everything still queued (up to flush_timeout_s), reporting progress meanwhile."""
-        deadline = time.monotonic() + self._options.flush_timeout_s
+        """Deliver everything still queued, reporting progress meanwhile: until done when the replay ran to its
+        end (a broker outage only delays it), for flush_timeout_s at most once stopped."""
         remaining = self._producer.flush(0)
-        while remaining and time.monotonic() < deadline:
-            remaining = self._producer.flush(min(0.5, max(0.0, deadline - time.monotonic())))
+        give_up_at: float | None = None
+        while remaining:
+            now = time.monotonic()
+            if give_up_at is None and self._stop.is_set():
+                give_up_at = now + self._options.flush_timeout_s
+            if give_up_at is not None and now >= give_up_at:
+                break
+            wait = 0.5 if give_up_at is None else min(0.5, max(0.0, give_up_at - now))
+            remaining = self._producer.flush(wait)
             self._tick()
         self.stats.undelivered = remaining
         if remaining:
-            log.error("%d transactions were still undelivered after %.0f s", remaining, self._options.flush_timeout_s)
+            log.error(
+                "%d transactions were still undelivered %.0f s after the stop request",
+                remaining,
+                self._options.flush_timeout_s,
+            )
         self.stats.finished = time.monotonic()
         self._tick(force=True)
 

@@ -37,7 +37,7 @@ from fraudstream.settings import Settings
 from fraudstream.shutdown import GracefulStop, Stop
 from scorer.loop import Consumer, ScorerLoop, ScorerStatus
 from scorer.metrics import ScorerMetrics
-from scorer.transaction import TransactionalProducer, Transactor
+from scorer.transaction import WATCHDOG_MARGIN_S, TransactionalProducer, Transactor
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ def transactional_id(settings: Settings) -> str:
     return f"{settings.scorer_group_id}-{socket.gethostname()}-{os.getpid()}"
 
 
-def build_consumer(settings: Settings, events: ClientEvents | None = None) -> Consumer:
+def build_consumer(
+    settings: Settings, events: ClientEvents | None = None, health: ConsumerHealth | None = None
+) -> Consumer:
     """The group consumer: explicit commits (through the transaction), read_committed, cooperative-sticky, and
     a static member when the replica id is set."""
     from confluent_kafka import Consumer as KafkaConsumer
@@ -64,6 +66,7 @@ def build_consumer(settings: Settings, events: ClientEvents | None = None) -> Co
         group_instance_id=settings.scorer_transactional_id,
         session_timeout_ms=settings.scorer_session_timeout_ms,
         events=events,
+        stats=health.on_stats if health is not None else None,
     )
     return KafkaConsumer(config)  # type: ignore[return-value]
 
@@ -152,10 +155,17 @@ def bootstrap(
     metrics = metrics or ScorerMetrics()
     outage = OutageLog("scorer")
     consumer_events, producer_events = ClientEvents(outage), ClientEvents(outage)
-    watchdog = Watchdog("scorer", stop=stop, on_abandoned=lambda _: metrics.abandoned_calls.inc())
+    watchdog = Watchdog(
+        "scorer",
+        stop=stop,
+        margin_s=WATCHDOG_MARGIN_S,
+        on_abandoned=lambda _: metrics.abandoned_calls.inc(),
+        on_slow=lambda what, seconds: outage.failed(f"{what} has not returned for {seconds:.0f} s"),
+    )
+    health = ConsumerHealth(outage, settings.topic_transactions)
 
     def new_consumer() -> Consumer:
-        return consumer if consumer is not None else build_consumer(settings, consumer_events)
+        return consumer if consumer is not None else build_consumer(settings, consumer_events, health)
 
     def new_producer() -> TransactionalProducer:
         return producer if producer is not None else build_producer(settings, txn_id, producer_events, output_limit)
@@ -182,7 +192,7 @@ def bootstrap(
         batch_timeout_s=settings.scorer_batch_timeout_s,
         stop=stop,
         watchdog=watchdog,
-        health=ConsumerHealth(outage),
+        health=health,
         consumer_events=consumer_events,
         on_status=on_status,
         status_interval_s=settings.scorer_status_interval_s,

@@ -21,4 +21,11 @@ class ProducerUnusableError(ScorerError):
 
 class ConsumerUnusableError(ScorerError):
     """The group consumer cannot go on (a fatal error, e.g. FENCED_INSTANCE_ID, or a call that got stuck). The
-    loop replaces it with a new one, which rejoins the group; this never reaches the user."""
+    loop replaces it with a new one, which rejoins the group; this never reaches the user.
+
+    ``abandoned``: a call of that consumer is still blocked in the watchdog's worker, so it must be left alone
+    (not even closed) rather than used from a second thread."""
+
+    def __init__(self, message: str, *, abandoned: bool = False) -> None:
+        super().__init__(message)
+        self.abandoned = abandoned

@@ -1,7 +1,8 @@
 """The scorer's main loop: wait for a model, subscribe, then consume -> score -> commit one batch at a time.
 
 One pass of :meth:`ScorerLoop.run`'s loop is :meth:`ScorerLoop.step`: follow the model, ``consume()`` a batch,
-score it, commit it in one transaction (:class:`~scorer.transaction.Transactor`), measure the lag when due.
+score it, commit it in one transaction (:class:`~scorer.transaction.Transactor`). The consumer's statistics
+(served inside ``consume()``) keep :class:`~fraudstream.kafka.health.ConsumerHealth` told of the lag.
 
 Invariants that make it exactly once and rebalance-safe:
 
@@ -11,7 +12,7 @@ Invariants that make it exactly once and rebalance-safe:
 * the model may change only between batches (the watcher is polled before ``consume()``), and each batch is
   scored by one model whose version every alert names;
 * a stop request (Ctrl-C, SIGTERM) is honoured between batches, and within about a second inside a Kafka call
-  that does not return (the watchdog abandons it): the consumer then closes (2.5 s at most) and the loop returns.
+  that does not return (the watchdog abandons it): the consumer then closes (2 s at most) and the loop returns.
 
 What keeps it scoring (nothing Kafka does stops it, short of a setting Kafka refuses):
 
@@ -47,7 +48,7 @@ from scorer.transaction import CommitOutcome, TransactionalConsumer, Transactor
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_S = 2.5
+CLOSE_TIMEOUT_S = 2.0
 """Longest the consumer's close() may take before it is left behind (it leaves the group, runs on_revoke)."""
 
 
@@ -113,6 +114,9 @@ class ScorerLoop:
         self._on_status = on_status
         self._status_interval = status_interval_s
         self._next_status = 0.0
+        self._next_gauges = 0.0
+        self._last_recovery = float("-inf")
+        self._recovery_delay = 0.0
         self._model_wait = model_wait_s
 
     def run(self) -> ScorerStatus:
@@ -127,6 +131,8 @@ class ScorerLoop:
                 try:
                     self.step()
                 except (ProducerUnusableError, ConsumerUnusableError) as exc:
+                    if isinstance(exc, ConsumerUnusableError) and exc.abandoned:
+                        self._abandon_consumer()
                     if self.stop.is_set() or not self._recover(exc):
                         break
                 self._report()
@@ -143,13 +149,14 @@ class ScorerLoop:
         return self.status
 
     def step(self) -> None:
-        """One batch: follow the model, consume, score, commit; then measure the lag when it is due."""
+        """One batch: follow the model, consume, score, commit; the readiness gauges once a second."""
         self._follow_model()
         messages = self._consume()
         if messages:
             self._process(messages)
-        if self.health.due():
-            self.health.measure(self.consumer)
+        now = time.monotonic()
+        if now >= self._next_gauges:
+            self._next_gauges = now + 1.0
             self.metrics.readiness(self.readiness())
 
     def readiness(self) -> HealthReport:
@@ -197,13 +204,17 @@ class ScorerLoop:
     def _consume(self) -> list[Any]:
         assert self.consumer is not None
         try:
-            return self.consumer.consume(self.batch_size, self.batch_timeout_s)
+            messages = self.consumer.consume(self.batch_size, self.batch_timeout_s)
         except KafkaException as exc:  # raised for fatal consumer errors (e.g. fenced as a static member)
             error = kafka_error(exc)
             if error.fatal():
                 raise ConsumerUnusableError(f"the consumer cannot go on: {describe(error)}") from exc
             self._consumer_error(error)
             return []
+        fatal = self._events.take_fatal() if self._events is not None else None
+        if fatal is not None:  # told through error_cb only (e.g. fenced while rejoining after a session timeout)
+            raise ConsumerUnusableError(f"the consumer hit a fatal Kafka error: {describe(fatal)}")
+        return messages  # type: ignore[no-any-return]
 
     def _consumer_error(self, error: Any) -> None:
         if not isinstance(error, KafkaError):
@@ -219,8 +230,25 @@ class ScorerLoop:
             log.warning("consumer error: %s", describe(error))
 
     def _recover(self, problem: Exception) -> bool:
-        """Replace whichever client cannot go on (each replacement may reveal the other); False when stopped."""
+        """Replace whichever client cannot go on (each replacement may reveal the other); False when stopped.
+
+        Replacements in quick succession back off (1 s doubling to 30 s): two replicas configured with the same
+        id would otherwise fence each other in a tight loop.
+        """
         while not self.stop.is_set():
+            now = time.monotonic()
+            if now - self._last_recovery < 30.0:
+                self._recovery_delay = min(max(1.0, 2 * self._recovery_delay), 30.0)
+            else:
+                self._recovery_delay = 0.0
+            self._last_recovery = now
+            if "FENCED" in str(problem):
+                log.warning(
+                    "fenced: a newer client took this replica's id over (if it keeps happening, two replicas share "
+                    "FRAUD_SCORER_TRANSACTIONAL_ID)"
+                )
+            if self._recovery_delay and self.stop.wait(self._recovery_delay):
+                return False
             self.status.replaced += 1
             try:
                 if isinstance(problem, ConsumerUnusableError):
@@ -237,6 +265,12 @@ class ScorerLoop:
         log.warning("replacing the group consumer (%s)", reason)
         self._close_consumer()
         self._join()
+
+    def _abandon_consumer(self) -> None:
+        """Leave a consumer whose call got stuck to its blocked worker (no close from a second thread)."""
+        self.consumer = None
+        self.status.partitions.clear()
+        self.health.assigned(0)
 
     def _close_consumer(self) -> None:
         if self.consumer is None:

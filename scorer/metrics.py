@@ -68,7 +68,7 @@ class ScorerMetrics:
         )
         self.lag = Gauge(
             "fraudstream_scorer_lag",
-            "Transactions behind the high watermarks of its partitions (-1: cannot be measured).",
+            "Transactions behind the last stable offsets of its partitions (-1: cannot be measured).",
             registry=r,
         )
         self.ready = Gauge("fraudstream_scorer_ready", "1 when /readyz answers 200, else 0.", registry=r)
@@ -113,7 +113,7 @@ class ScorerMetrics:
             self.model_version.set(-1)
 
     def readiness(self, report: HealthReport) -> None:
-        """Set the readiness gauges from a report (the loop calls it whenever it measures)."""
+        """Set the readiness gauges from a report (the loop calls it once a second)."""
         self.partitions.set(report.partitions)
         self.broker_reachable.set(1 if report.unreachable_since is None else 0)
         self.lag.set(-1 if report.lag is None else report.lag)

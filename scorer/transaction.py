@@ -59,8 +59,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_CALL_TIMEOUT_S = 10.0
-"""Timeout given to one blocking call; a longer wait is several calls (librdkafka: "retry call to resume")."""
+MAX_CALL_TIMEOUT_S = 5.0
+"""Timeout given to one blocking call; a longer wait is several calls (librdkafka: "retry call to resume").
+With the watchdog's margin (``WATCHDOG_MARGIN_S``) it bounds how long a stuck call delays the recovery after a
+broker comes back: a call stuck since just before the return is abandoned 7 s later, then a new producer starts."""
+WATCHDOG_MARGIN_S = 2.0
 STOP_CALL_TIMEOUT_S = 1.0
 
 
@@ -157,10 +160,16 @@ class Transactor:
     # ---- the producer's life ----------------------------------------------------------------------------------
     def start(self) -> bool:
         """Build the producer and register its transactional.id (fencing any older instance and settling its
-        open transaction), retrying while the cluster is away. False when stopped first."""
+        open transaction), retrying while the cluster is away. False when stopped first.
+
+        A timed-out ``init_transactions`` is called again on the same producer (librdkafka: "retry call to
+        resume"); only a producer that cannot go on, or whose call got stuck, is replaced by a new one.
+        """
         delay = 0.5
+        holder: list[Any] = []
         while not self._stop.is_set():
-            holder: list[Any] = [self._factory()]
+            if not holder:
+                holder.append(self._factory())
             try:
                 self._watchdog.call(
                     "init_transactions",
@@ -175,13 +184,17 @@ class Transactor:
                 if misconfigured(error):
                     raise FatalKafkaError(f"cannot initialise Kafka transactions: {describe(error)}") from exc
                 self._note_failure("init_transactions", error)
-                self._watchdog.dispose("producer", holder)
+                if error.fatal() or not (error.retriable() or means_unreachable(error)):
+                    self._watchdog.dispose("producer", holder)
                 if self._stop.wait(delay):
+                    self._watchdog.dispose("producer", holder)
                     return False
                 delay = min(delay * 2, 5.0)
                 continue
             self._producer = holder.pop()
+            self._outage.recovered()
             return True
+        self._watchdog.dispose("producer", holder)
         return False
 
     def replace(self, reason: str) -> bool:
@@ -287,7 +300,7 @@ class Transactor:
                 )
                 break
             except CallAbandoned as exc:
-                raise ConsumerUnusableError(str(exc)) from exc
+                raise ConsumerUnusableError(str(exc), abandoned=True) from exc
             except KafkaException as exc:
                 self._note_failure("reading the committed offsets", kafka_error(exc))
                 if self._stop.wait(delay):
@@ -386,7 +399,10 @@ class Transactor:
 
     def _learn(self, producer: TransactionalProducer, refusals: list[_Refusal]) -> None:
         """Remember the records Kafka refused at delivery, so the retried batch writes their stand-ins."""
-        producer.poll(0)  # serve delivery reports still queued
+        try:
+            producer.poll(0)  # serve delivery reports still queued
+        except KafkaException as exc:  # a fatal state poll() reports: the caller's own error says what to do
+            log.debug("poll after a failed transaction: %s", describe(exc))
         for refusal in refusals:
             if refusal.failed.source is not None:
                 self._refused[refusal.failed.source] = refusal

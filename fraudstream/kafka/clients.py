@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from fraudstream.kafka.connection import KafkaConnection
 from fraudstream.kafka.outage import ClientEvents
+
+STATS_INTERVAL_MS = 1000
 
 _LIBRDKAFKA_LOG = logging.getLogger("fraudstream.kafka.librdkafka")
 
@@ -67,9 +70,13 @@ def consumer_config(
     group_instance_id: str | None = None,
     session_timeout_ms: int | None = None,
     events: ClientEvents | None = None,
+    stats: Callable[[str], None] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """A consumer that commits explicitly and, by default, reads only committed transactional data.
+
+    ``stats`` receives librdkafka's statistics (JSON) every second, from inside ``consume()``: the lag and the
+    brokers' states without any extra request (see :class:`fraudstream.kafka.health.ConsumerHealth`).
 
     ``group_instance_id`` makes it a static member (KIP-345): a restart with the same id gets its partitions back
     at once, with no rebalance, instead of waiting for the old member's session to expire. A static member does
@@ -88,6 +95,9 @@ def consumer_config(
         config["group.instance.id"] = group_instance_id
     if session_timeout_ms is not None:
         config["session.timeout.ms"] = session_timeout_ms
+    if stats is not None:
+        config["stats_cb"] = stats
+        config["statistics.interval.ms"] = STATS_INTERVAL_MS
     config.update(overrides)
     return config
 

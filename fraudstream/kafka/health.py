@@ -1,85 +1,31 @@
 """Readiness facts of a group consumer, the same for the scorer and the alert sink: does it hold partitions,
 does it reach the broker, and how far behind is it (its lag, measured, not guessed).
 
-The service loop calls :meth:`ConsumerHealth.measure` between batches (it asks the broker for the high
-watermarks at most every ``interval_s``, within a short time budget) and :meth:`ConsumerHealth.assigned` from its
-rebalance callbacks; anyone may read :meth:`ConsumerHealth.report` (a probe, a status line) from any thread.
+The lag comes from librdkafka's statistics (``stats_cb``, every ``STATS_INTERVAL_MS`` ms), which carry each
+partition's last stable offset and position as the fetcher saw them: no extra broker request, nothing that can
+block the loop. :meth:`ConsumerHealth.on_stats` reads them (librdkafka calls it from inside ``consume()``), the
+service tells :meth:`ConsumerHealth.assigned` how many partitions it holds, and anyone may read
+:meth:`ConsumerHealth.report` (a probe, a status line) from any thread.
+
+A lag that cannot be measured is said so: statistics not yet received, or too old (the loop has not called
+``consume()`` for a while), or a partition whose offsets are unknown. Statistics showing the partitions' leaders
+``UP`` are also the positive sign that closes an outage opened by the clients' errors.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
 
-from confluent_kafka import KafkaException, TopicPartition
-
-from fraudstream.kafka.errors import describe
+from fraudstream.kafka.clients import STATS_INTERVAL_MS
 from fraudstream.kafka.outage import OutageLog
 
-LAG_INTERVAL_S = 2.0
-LAG_BUDGET_S = 1.5
-"""Longest a lag measurement may take (all partitions together): the loop stays responsive during outages."""
-
-
-class LagConsumer(Protocol):
-    def assignment(self) -> list[TopicPartition]: ...
-
-    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
-
-    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]: ...
-
-    def get_watermark_offsets(self, partition: TopicPartition, timeout: float, cached: bool) -> tuple[int, int]: ...
-
-
-class LagUnknownError(Exception):
-    """The lag could not be measured within its time budget (the message says why)."""
-
-
-def measure_lag(
-    consumer: LagConsumer,
-    *,
-    budget_s: float = LAG_BUDGET_S,
-    committed: Callable[[str, int], int | None] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> tuple[int, int]:
-    """``(partitions, lag)``: the assigned partitions and the sum of (high watermark - position) over them.
-
-    A partition with no position yet (nothing fetched since the assignment) counts from its committed offset
-    (``committed(topic, partition)`` when it knows it, else asked of the broker), or from the low watermark
-    when the group never committed one. Raises LagUnknownError when the broker does not answer in time.
-    """
-    deadline = clock() + budget_s
-    assignment = consumer.assignment()
-    total = 0
-    try:
-        for tp in consumer.position(assignment):
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=_remaining(deadline, clock), cached=False
-            )
-            offset = tp.offset
-            if offset < 0:
-                known = committed(tp.topic, tp.partition) if committed is not None else None
-                if known is None:
-                    (found,) = consumer.committed(
-                        [TopicPartition(tp.topic, tp.partition)], timeout=_remaining(deadline, clock)
-                    )
-                    known = found.offset
-                offset = known if known >= 0 else low
-            total += max(0, high - offset)
-    except KafkaException as exc:
-        raise LagUnknownError(describe(exc)) from exc
-    return len(assignment), total
-
-
-def _remaining(deadline: float, clock: Callable[[], float]) -> float:
-    remaining = deadline - clock()
-    if remaining <= 0:
-        raise LagUnknownError("the broker did not answer within the lag budget")
-    return remaining
+STALE_AFTER_S = 10 * STATS_INTERVAL_MS / 1000
+"""Statistics older than this (ten intervals) say the loop has not served its consumer: the lag is unknown."""
 
 
 @dataclass(frozen=True)
@@ -96,65 +42,102 @@ class HealthReport:
         return not self.problems
 
 
+_POSITIONS = ("app_offset", "committed_offset", "lo_offset")
+"""Where a partition's reader stands, in order of preference."""
+
+
+@dataclass(frozen=True)
+class LagReading:
+    """The lag over the partitions a statistics report showed as assigned, or why it is unknown."""
+
+    partitions: int
+    lag: int | None
+    unknown: str | None
+    leaders_up: bool
+
+
+def read_stats(raw: str, topic: str, *, read_committed: bool = True) -> LagReading:
+    """The lag of ``topic``'s assigned partitions in one librdkafka statistics report (see STATISTICS.md):
+    end (last stable offset when reading committed, else high watermark) minus position (the next offset the
+    application reads, else the committed one, else the low watermark)."""
+    stats = json.loads(raw)
+    states = {broker.get("nodeid"): broker.get("state") for broker in stats.get("brokers", {}).values()}
+    partitions = stats.get("topics", {}).get(topic, {}).get("partitions", {})
+    total, count, unknown, leaders_up = 0, 0, None, True
+    for number, part in partitions.items():
+        if int(number) < 0 or not part.get("desired"):
+            continue
+        count += 1
+        leaders_up = leaders_up and states.get(part.get("leader")) == "UP"
+        end = part.get("ls_offset" if read_committed else "hi_offset", -1)
+        position = next((part[key] for key in _POSITIONS if part.get(key, -1) >= 0), -1)
+        if end < 0 or position < 0:
+            unknown = unknown or f"offsets of {topic}[{number}] not known yet"
+            continue
+        total += max(0, end - position)
+    if not count:
+        leaders_up = any(state == "UP" for node, state in states.items() if isinstance(node, int) and node >= 0)
+    return LagReading(partitions=count, lag=None if unknown else total, unknown=unknown, leaders_up=leaders_up)
+
+
 class ConsumerHealth:
-    """Partitions, reachability and lag of one group consumer. Thread-safe reads."""
+    """Partitions, reachability and lag of one group consumer of ``topic``. Thread-safe reads."""
 
     def __init__(
         self,
         outage: OutageLog,
+        topic: str,
         *,
-        interval_s: float = LAG_INTERVAL_S,
-        budget_s: float = LAG_BUDGET_S,
+        read_committed: bool = True,
+        stale_after_s: float = STALE_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.outage = outage
-        self.interval_s = interval_s
-        self.budget_s = budget_s
-        self.stale_s = max(10.0, 4 * interval_s)
+        self.topic = topic
+        self.read_committed = read_committed
+        self.stale_after_s = stale_after_s
         self._clock = clock
         self._lock = threading.Lock()
         self._partitions = 0
-        self._lag: int | None = None
-        self._measured_at: float | None = None
-        self._lag_error: str | None = "not measured yet"
-        self._next_at = 0.0
+        self._reading: LagReading | None = None
+        self._read_at = 0.0
 
     def assigned(self, partitions: int) -> None:
         with self._lock:
             self._partitions = partitions
 
-    def due(self) -> bool:
-        return self._clock() >= self._next_at
-
-    def measure(self, consumer: Any, *, committed: Callable[[str, int], int | None] | None = None) -> int | None:
-        """Measure the lag if it is due (else return the last one); a success also closes an open outage (the
-        broker answered)."""
-        now = self._clock()
-        if now < self._next_at:
-            return self._lag
-        self._next_at = now + self.interval_s
+    def on_stats(self, raw: str) -> None:
+        """The consumer's ``stats_cb``: keep the lag it shows; leaders up close an open outage."""
         try:
-            partitions, lag = measure_lag(consumer, budget_s=self.budget_s, committed=committed, clock=self._clock)
-        except LagUnknownError as exc:  # not proof of an outage by itself (a slow broker): the clients tell that
-            with self._lock:
-                self._lag, self._lag_error = None, str(exc)
-            return None
+            reading = read_stats(raw, self.topic, read_committed=self.read_committed)
+        except (ValueError, TypeError, AttributeError) as exc:
+            reading = LagReading(partitions=0, lag=None, unknown=f"unreadable statistics ({exc})", leaders_up=False)
         with self._lock:
-            self._partitions, self._lag, self._lag_error, self._measured_at = partitions, lag, None, self._clock()
-        self.outage.recovered()
-        return lag
+            self._reading, self._read_at = reading, self._clock()
+        if reading.leaders_up:
+            self.outage.recovered(definitive=False)
+
+    @property
+    def lag(self) -> int | None:
+        return self.report().lag
 
     def report(self) -> HealthReport:
         with self._lock:
-            partitions, lag, error, measured_at = self._partitions, self._lag, self._lag_error, self._measured_at
+            partitions, reading, read_at = self._partitions, self._reading, self._read_at
         since = self.outage.since
         problems = []
         if partitions == 0:
             problems.append("holds no partitions (joining the group, or waiting for a dead member's session)")
         if since is not None:
             problems.append(f"cannot reach the broker since {since.strftime('%H:%M:%S')} UTC")
-        if error is not None:
-            problems.append(f"lag cannot be measured: {error}")
-        elif measured_at is not None and self._clock() - measured_at > self.stale_s:
-            problems.append(f"lag not measured for {self._clock() - measured_at:.0f} s")
+        lag = None
+        age = self._clock() - read_at
+        if reading is None:
+            problems.append("lag cannot be measured: no statistics from the consumer yet")
+        elif age > self.stale_after_s:
+            problems.append(f"lag cannot be measured: the consumer's last statistics are {age:.0f} s old")
+        elif reading.unknown is not None:
+            problems.append(f"lag cannot be measured: {reading.unknown}")
+        else:
+            lag = reading.lag
         return HealthReport(partitions=partitions, lag=lag, unreachable_since=since, problems=problems)

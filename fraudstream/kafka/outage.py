@@ -28,6 +28,9 @@ LIBRDKAFKA_LOG = logging.getLogger("fraudstream.kafka.librdkafka")
 
 REPEAT_S = 60.0
 """At most one "still unreachable" line per this many seconds."""
+QUIET_S = 3.0
+"""Weak evidence of recovery counts only after this long without a failure; and for this long after a recovery,
+failures do not open a new outage (clients serve their queued logs late, so some still speak of the old one)."""
 PASS_THROUGH_EVERY_S = 10.0
 """Outside an outage, each librdkafka log facility at WARNING or above is printed at most this often."""
 _CONNECT_FACILITIES = frozenset({"FAIL", "CONNECT", "BROKERFAIL"})
@@ -55,6 +58,8 @@ class OutageLog:
         self._started = 0.0
         self._last_line = 0.0
         self._events = 0
+        self._last_failure = 0.0
+        self._recovered_at = float("-inf")
         self.outages = 0
 
     @property
@@ -81,6 +86,9 @@ class OutageLog:
             if self._since is None:
                 if not open_new:
                     return False
+                if now - self._recovered_at < QUIET_S:
+                    return True  # queued news from before the recovery (clients serve their logs late)
+                self._last_failure = now
                 self._since = self._wall_clock()
                 self._started = self._last_line = now
                 self._events = 1
@@ -93,6 +101,7 @@ class OutageLog:
                 )
                 return True
             self._events += 1
+            self._last_failure = now
             if now - self._last_line >= self._repeat_s:
                 self._last_line = now
                 self._log.warning(
@@ -105,12 +114,19 @@ class OutageLog:
                 )
             return True
 
-    def recovered(self) -> None:
-        """The cluster answered: close the outage (one line), if one is open. Cheap when none is."""
+    def recovered(self, *, definitive: bool = True) -> None:
+        """The cluster answered: close the outage (one line), if one is open. Cheap when none is.
+
+        ``definitive=False`` is weaker evidence (a client's statistics show the brokers up): it closes the outage
+        only when no failure came for ``QUIET_S``, so that one client's success cannot flap an outage another
+        client still meets (e.g. a cluster whose transaction coordinator alone is down).
+        """
         if self._since is None:
             return
         with self._lock:
             if self._since is None:
+                return
+            if not definitive and self._clock() - self._last_failure < QUIET_S:
                 return
             self._log.warning(
                 "%s: broker reachable again after %.0f s (%d errors meanwhile)",
@@ -120,12 +136,14 @@ class OutageLog:
             )
             self._since = None
             self._events = 0
+            self._recovered_at = self._clock()
 
 
 class ClientEvents:
-    """A client's ``logger`` and ``error_cb`` (see :func:`fraudstream.kafka.clients.client_hooks`).
+    """A client's ``logger`` and ``error_cb`` (given to its configuration by :mod:`fraudstream.kafka.clients`).
 
-    ``fatal`` keeps the last fatal error a client reported (the owner replaces that client).
+    ``fatal`` keeps the last fatal error a client reported: its owner takes it with :meth:`take_fatal` after each
+    ``consume()`` and replaces that client (librdkafka says so only here, e.g. a static member fenced).
     """
 
     def __init__(
@@ -161,15 +179,20 @@ class ClientEvents:
 
     def error(self, error: KafkaError) -> None:
         """The ``error_cb``: librdkafka's client-level errors (per-request ones reach the caller instead)."""
-        if error.fatal():
+        if error.fatal() or error.code() == KafkaError._FATAL:  # error_cb gets _FATAL without the flag set
             self.fatal = error
-            self._log.error("fatal Kafka client error: %s", describe(error))
+            self._log.error("fatal Kafka client error (the client will be replaced): %s", describe(error))
         elif means_unreachable(error) or error.code() == KafkaError._ALL_BROKERS_DOWN:
             if error.code() != KafkaError._TRANSPORT or not self.outage.reachable:
                 self.outage.failed(describe(error))
             # one dropped connection alone (e.g. the broker closing an idle one) is no outage
         elif not self.outage.absorb(describe(error)):
             self._limited(error.name(), logging.WARNING, "Kafka client error: %s", describe(error))
+
+    def take_fatal(self) -> KafkaError | None:
+        """The fatal error reported since the last call, if any (and forget it)."""
+        fatal, self.fatal = self.fatal, None
+        return fatal
 
     def _limited(self, key: str, level: int, fmt: str, *args: object) -> None:
         with self._lock:

@@ -1,17 +1,18 @@
 """A watchdog for blocking Kafka calls: no call may block its caller past its timeout plus a margin.
 
 librdkafka's blocking calls take a timeout but do not always keep it: after a short broker outage
-``send_offsets_to_transaction`` was measured blocking ~600 s with a 20 s timeout (librdkafka issue #5456), and
-``close()`` may wait on a rebalance. :meth:`Watchdog.call` runs the call in a worker thread (confluent-kafka
-releases the GIL while librdkafka blocks) and waits for it with a deadline, waking every 50 ms to see a stop
-request. When the deadline passes, or a stop request is not answered within a short grace, the worker and the
-client it was using are *abandoned*: the caller gets :class:`CallAbandoned`, builds a new client and goes on,
-while the old one stays referenced by its blocked worker (leaked, never destroyed under its own feet).
+``send_offsets_to_transaction`` was measured blocking ~600 s with a 20 s timeout (librdkafka issue #5456), and a
+synchronous commit or ``close()`` may wait on a coordinator that is gone. :meth:`Watchdog.call` runs the call in a
+worker thread (confluent-kafka releases the GIL while librdkafka blocks) and waits for it with a deadline, waking
+every 50 ms to see a stop request. When the deadline passes, or a stop request is not answered within a short
+grace, the worker and the client it was using are *abandoned*: the caller gets :class:`CallAbandoned`, builds a
+new client and goes on, while the old one stays referenced by its blocked worker (never destroyed under
+librdkafka's feet); when the call returns at last, the worker drops it and ends.
 
-The last resort: after ``max_abandoned`` abandoned calls, :meth:`Watchdog.call` raises :class:`WatchdogGaveUp`,
-which the services turn into a clean exit with a clear message and a non-zero code (a supervisor then starts a
-fresh process). A process that abandoned a client ends with :func:`exit_process`, since the interpreter's own
-shutdown would destroy that client while librdkafka still uses it.
+The last resort: while ``max_stuck`` abandoned calls are still blocked, :meth:`Watchdog.call` raises
+:class:`WatchdogGaveUp`, which the services turn into a clean exit with a clear message and a non-zero code (a
+supervisor then starts a fresh process). A process with a call still blocked ends with :func:`exit_process`,
+since the interpreter's own shutdown would destroy that client while librdkafka still uses it.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ DEFAULT_MARGIN_S = 5.0
 """How long past its own timeout a call may run before it is abandoned."""
 STOP_GRACE_S = 1.0
 """How long a running call may go on after a stop request (a commit normally takes a few milliseconds)."""
-DEFAULT_MAX_ABANDONED = 5
+SLOW_S = 2.0
+"""A call still running after this long is reported to ``on_slow`` once (e.g. as a sign of an outage)."""
+DEFAULT_MAX_STUCK = 3
 _WAKE_S = 0.05
 
-_abandoned_in_process = 0
-_abandoned_lock = threading.Lock()
+_stuck_in_process: set[_Worker] = set()
+_stuck_lock = threading.Lock()
 
 
 class CallAbandoned(FraudstreamError):  # noqa: N818 (what happened to the call, not a failure of the code)
@@ -57,7 +60,7 @@ class CallAbandoned(FraudstreamError):  # noqa: N818 (what happened to the call,
 
 
 class WatchdogGaveUp(FraudstreamError):  # noqa: N818
-    """Too many blocking Kafka calls had to be abandoned: the process should exit and be restarted."""
+    """Too many blocking Kafka calls are stuck at once: the process should exit and be restarted."""
 
 
 @dataclass
@@ -73,6 +76,8 @@ class _Worker:
 
     def __init__(self, name: str) -> None:
         self.jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self.abandoned = False
+        self.on_unstuck: Callable[[_Worker], None] | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
@@ -84,7 +89,9 @@ class _Worker:
                 job.error = exc
             finally:
                 job.done.set()
-            job = None  # drop the client references between jobs
+            job = None  # drop the client references between jobs (an abandoned client is destroyed here)
+            if self.abandoned and self.on_unstuck is not None:
+                self.on_unstuck(self)
 
     def retire(self) -> None:
         self.jobs.put(None)
@@ -100,17 +107,30 @@ class Watchdog:
         stop: Stop | None = None,
         margin_s: float = DEFAULT_MARGIN_S,
         stop_grace_s: float = STOP_GRACE_S,
-        max_abandoned: int = DEFAULT_MAX_ABANDONED,
+        max_stuck: int = DEFAULT_MAX_STUCK,
         on_abandoned: Callable[[CallAbandoned], None] | None = None,
+        on_slow: Callable[[str, float], None] | None = None,
+        slow_s: float = SLOW_S,
     ) -> None:
         self.name = name
         self.stop = stop
         self.margin_s = margin_s
         self.stop_grace_s = stop_grace_s
-        self.max_abandoned = max_abandoned
+        self.max_stuck = max_stuck
+        self.slow_s = slow_s
         self.abandoned = 0
+        """Calls abandoned so far (those still blocked are :attr:`stuck`)."""
         self._on_abandoned = on_abandoned
+        self._on_slow = on_slow
+        self._stuck: set[_Worker] = set()
+        self._lock = threading.Lock()
         self._worker: _Worker | None = None
+
+    @property
+    def stuck(self) -> int:
+        """Abandoned calls that have not returned yet."""
+        with self._lock:
+            return len(self._stuck)
 
     def call(
         self,
@@ -133,6 +153,8 @@ class Watchdog:
         Move the reference in, keeping none: ``holder = [self.consumer]; self.consumer = None``. A destructor
         still running after ``timeout_s`` is abandoned (it does not count towards the last resort).
         """
+        if not holder:
+            return
         try:
             self._run(f"closing the {what}", holder.clear, timeout_s, counts=False, stop_grace_s=timeout_s)
         except CallAbandoned:
@@ -148,19 +170,22 @@ class Watchdog:
     def _run(
         self, what: str, fn: Callable[[], T], limit_s: float, *, counts: bool = True, stop_grace_s: float | None = None
     ) -> T:
-        if counts and self.abandoned >= self.max_abandoned:
+        if counts and self.stuck >= self.max_stuck:
             raise WatchdogGaveUp(self._gave_up_message(what))
         worker = self._worker = self._worker or _Worker(f"{self.name}-kafka-call")
         job: _Job[T] = _Job(fn)
         started = time.monotonic()
         deadline = started + limit_s
-        stopping = False
+        stopping = slow_told = False
         worker.jobs.put(job)
         while not job.done.wait(_WAKE_S):
             now = time.monotonic()
             if not stopping and self.stop is not None and self.stop.is_set():
                 stopping = True
                 deadline = min(deadline, now + (self.stop_grace_s if stop_grace_s is None else stop_grace_s))
+            if not slow_told and counts and now - started >= self.slow_s and self._on_slow is not None:
+                slow_told = True
+                self._on_slow(what, now - started)
             if now >= deadline:
                 self._abandon(worker, CallAbandoned(what, now - started, stopping=stopping), counts=counts)
         if job.error is not None:
@@ -168,36 +193,48 @@ class Watchdog:
         return job.result  # type: ignore[no-any-return]
 
     def _abandon(self, worker: _Worker, error: CallAbandoned, *, counts: bool) -> None:
-        global _abandoned_in_process
-        worker.retire()  # it exits once the stuck job returns, if ever
         self._worker = None
-        with _abandoned_lock:
-            _abandoned_in_process += 1
+        if counts:
+            with self._lock:
+                self._stuck.add(worker)
+        with _stuck_lock:
+            _stuck_in_process.add(worker)
+        worker.on_unstuck = self._unstuck
+        worker.abandoned = True
+        worker.retire()  # it exits once the stuck job returns, if ever
         if counts:
             self.abandoned += 1
-        if counts and not error.stopping:
-            log.error("%s (%d of at most %d)", error, self.abandoned, self.max_abandoned)
-        if self._on_abandoned is not None:
-            self._on_abandoned(error)
+            if not error.stopping:
+                log.error("%s (%d still stuck, at most %d)", error, self.stuck, self.max_stuck)
+            if self._on_abandoned is not None:
+                self._on_abandoned(error)
         raise error
+
+    def _unstuck(self, worker: _Worker) -> None:
+        with self._lock:
+            self._stuck.discard(worker)
+        with _stuck_lock:
+            _stuck_in_process.discard(worker)
 
     def _gave_up_message(self, what: str) -> str:
         return (
-            f"{self.abandoned} blocking Kafka calls of the {self.name} did not return within their timeouts "
-            f"(librdkafka stuck?); not starting {what}: exiting so that a fresh process takes over"
+            f"{self.stuck} blocking Kafka calls of the {self.name} are stuck past their timeouts (librdkafka "
+            f"wedged?); not starting {what}: exiting so that a fresh process takes over"
         )
 
 
-def abandoned_calls() -> int:
-    """How many calls this process abandoned (their clients are still referenced by blocked threads)."""
-    return _abandoned_in_process
+def stuck_calls() -> int:
+    """Abandoned calls of this process still blocked (their clients are referenced by those threads)."""
+    with _stuck_lock:
+        return len(_stuck_in_process)
 
 
 def exit_process(code: int) -> None:
-    """Exit now with ``code`` when a client was abandoned (skipping the interpreter shutdown that would destroy it
-    under a blocked librdkafka call); return otherwise, so the caller exits the usual way."""
-    if not abandoned_calls():
+    """Exit now with ``code`` when an abandoned call is still blocked (skipping the interpreter shutdown that would
+    destroy its client under librdkafka); return otherwise, so the caller exits the usual way."""
+    if not stuck_calls():
         return
+    log.warning("%d Kafka calls are still stuck: exiting without the interpreter's teardown", stuck_calls())
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):

@@ -186,6 +186,23 @@ def scorer_process(settings: Settings, log: Path, **overrides: Any) -> Iterator[
         handle.close()
 
 
+# ---- the acceptance report ---------------------------------------------------------------------------------------
+def tally(what: str, *, sent: int, expected: set[str], got: list[str], **more: object) -> tuple[set[str], set[str]]:
+    """Print what a test sent, what came out, what was lost and what was duplicated; returns (lost, duplicated)."""
+    counts: dict[str, int] = {}
+    for key in got:
+        counts[key] = counts.get(key, 0) + 1
+    lost = expected - set(counts)
+    duplicated = {key for key, count in counts.items() if count > 1}
+    extra = "".join(f", {name} {value}" for name, value in more.items())
+    print(  # noqa: T201 (the fault tests report their tally, as the acceptance asks)
+        f"\n[{what}] sent {sent}, expected {len(expected)} alerts, came out {len(got)} "
+        f"({len(counts)} distinct), lost {len(lost)}, duplicated {len(duplicated)}{extra}",
+        flush=True,
+    )
+    return lost, duplicated
+
+
 # ---- reading the topics -----------------------------------------------------------------------------------------
 _LOADING = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE)
 
@@ -207,7 +224,8 @@ def committed_offsets(settings: Settings) -> list[int]:
             try:
                 return [tp.offset for tp in consumer.committed(partitions, timeout=15)]
             except KafkaException as exc:  # e.g. NOT_COORDINATOR while a (re)started broker loads its groups
-                if time.monotonic() > deadline or not exc.args[0].retriable() and exc.args[0].code() not in _LOADING:
+                error = exc.args[0]
+                if time.monotonic() > deadline or (not error.retriable() and error.code() not in _LOADING):
                     raise
                 time.sleep(0.3)
     finally:

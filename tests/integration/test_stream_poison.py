@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from fraudstream.kafka.clients import admin_config, producer_config
 from scorer.decode import Rejection, decode
 
-from .stream_support import ScorerThread, offline_flags, read_alerts, read_topic, replay_rows, wait_caught_up
+from .stream_support import ScorerThread, offline_flags, read_alerts, read_topic, replay_rows, tally, wait_caught_up
 
 if TYPE_CHECKING:
     from fraudstream.settings import Settings
@@ -94,13 +94,16 @@ def test_oversized_and_gzip_bomb_messages_go_to_the_dlq_and_every_valid_transact
         }
 
     ids = Counter(alert.transaction_id for alert in alerts)
-    lost, duplicated = expected - set(ids), {tx for tx, n in ids.items() if n > 1}
     letters = {message.key(): message for message in dead}
-    print(
-        f"\nsent {ROWS} valid transactions ({len(expected)} the model flags) and 3 bad messages "
-        f"({OVERSIZED:,} B, {BOMB:,} B gzip, 100,000 B refused at delivery); out: {len(alerts)} alerts, "
-        f"{len(dead)} dead letters; lost {len(lost)}, duplicated {len(duplicated)}; "
-        f"scored {status.scored}, aborted {status.aborted}, fallbacks {fallbacks}"
+    lost, duplicated = tally(
+        "poison",
+        sent=ROWS + 3,
+        expected=expected,
+        got=[alert.transaction_id for alert in alerts],
+        dead_letters=len(dead),
+        scored=status.scored,
+        aborted=status.aborted,
+        fallbacks=fallbacks,
     )
     assert not lost
     assert not duplicated

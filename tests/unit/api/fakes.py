@@ -11,6 +11,8 @@ from fraudstream.model.engine import OnnxEngine
 from fraudstream.model.registry import VersionRef
 from fraudstream.model.serving import FraudModel
 
+from ..kafka_stats import stats_json
+
 MODEL_NAME = "fraud-unit"
 TOPIC = "fraud-alerts"
 
@@ -82,7 +84,8 @@ class FakeMessage:
 
 
 class FakeConsumer:
-    """Hands out prepared batches; records commits and seeks the way the sink uses them."""
+    """Hands out prepared batches; records commits and seeks the way the sink uses them. Like librdkafka, it
+    serves its statistics (``stats_cb`` of its config) from inside consume(): positions and the end ``high``."""
 
     def __init__(self, batches: list[list[FakeMessage]], high: int = 0) -> None:
         self.batches = list(batches)
@@ -97,7 +100,18 @@ class FakeConsumer:
     def subscribe(self, topics: list[str]) -> None:
         self.subscribed = topics
 
+    def __call__(self, config: dict[str, Any]) -> FakeConsumer:
+        """As a consumer factory: keep the configuration the sink built, hand out this consumer."""
+        self.config = config
+        return self
+
+    def stats(self) -> str:
+        positions = {tp.partition: tp.offset for tp in self.position(self.assignment())}
+        return stats_json(TOPIC, {p: (offset, self.high) for p, offset in positions.items()})
+
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        if "stats_cb" in self.config:
+            self.config["stats_cb"](self.stats())
         if not self.batches:
             time.sleep(min(timeout, 0.05))  # like a real consumer waiting for messages: no busy loop
             return []
@@ -114,8 +128,10 @@ class FakeConsumer:
         return [TopicPartition(TOPIC, tp.partition, self.positions.get(tp.partition, -1001)) for tp in partitions]
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        assert asynchronous is False
+        """Batch commits are asynchronous (their outcome goes to on_commit), the final one on close synchronous."""
         self.commits.append({tp.partition: tp.offset for tp in offsets})
+        if asynchronous and "on_commit" in self.config:
+            self.config["on_commit"](None, offsets)
 
     def seek(self, tp: TopicPartition) -> None:
         self.seeks.append((tp.partition, tp.offset))

@@ -1,5 +1,6 @@
 """The watchdog of blocking Kafka calls: results and errors pass through, a stuck call is abandoned at its
-deadline (or a second after a stop request), and the last resort is a clear error, never a hang."""
+deadline (or a second after a stop request), a slow one is reported, and the last resort is a clear error, never
+a hang."""
 
 from __future__ import annotations
 
@@ -31,10 +32,14 @@ def test_a_call_past_its_timeout_and_margin_is_abandoned_and_the_next_call_gets_
     with pytest.raises(CallAbandoned, match="send_offsets_to_transaction did not return after"):
         watchdog.call("send_offsets_to_transaction", release.wait, timeout_s=0.3)
     assert 0.45 <= time.monotonic() - started < 2.0
-    assert watchdog.abandoned == 1
-    assert module.abandoned_calls() >= 1
+    assert (watchdog.abandoned, watchdog.stuck) == (1, 1)
+    assert module.stuck_calls() >= 1
     assert watchdog.call("next", lambda: "fresh worker", timeout_s=1.0) == "fresh worker"
     release.set()
+    deadline = time.monotonic() + 5
+    while watchdog.stuck and time.monotonic() < deadline:  # the call returned at last: its worker ends
+        time.sleep(0.01)
+    assert watchdog.stuck == 0
 
 
 def test_a_stop_request_abandons_a_stuck_call_within_its_grace() -> None:
@@ -50,15 +55,22 @@ def test_a_stop_request_abandons_a_stuck_call_within_its_grace() -> None:
     release.set()
 
 
-def test_too_many_abandoned_calls_end_in_a_clear_error_not_a_hang() -> None:
+def test_too_many_calls_stuck_at_once_end_in_a_clear_error_not_a_hang() -> None:
     release = threading.Event()
-    watchdog = Watchdog("scorer", margin_s=0.0, max_abandoned=2)
+    watchdog = Watchdog("scorer", margin_s=0.0, max_stuck=2)
     for _ in range(2):
         with pytest.raises(CallAbandoned):
             watchdog.call("init_transactions", release.wait, timeout_s=0.05)
-    with pytest.raises(WatchdogGaveUp, match="2 blocking Kafka calls of the scorer did not return"):
+    with pytest.raises(WatchdogGaveUp, match="2 blocking Kafka calls of the scorer are stuck"):
         watchdog.call("init_transactions", release.wait, timeout_s=0.05)
     release.set()
+
+
+def test_a_slow_call_is_reported_once() -> None:
+    slow: list[str] = []
+    watchdog = Watchdog("test", slow_s=0.1, on_slow=lambda what, seconds: slow.append(what))
+    assert watchdog.call("commit_transaction", lambda: time.sleep(0.3) or "done", timeout_s=5.0) == "done"
+    assert slow == ["commit_transaction"]
 
 
 def test_dispose_runs_the_destructor_in_the_worker() -> None:
@@ -77,10 +89,10 @@ def test_dispose_runs_the_destructor_in_the_worker() -> None:
 
 def test_exit_process_returns_when_nothing_was_abandoned(monkeypatch: pytest.MonkeyPatch) -> None:
     exits: list[int] = []
-    monkeypatch.setattr(module, "_abandoned_in_process", 0)
+    monkeypatch.setattr(module, "_stuck_in_process", set())
     monkeypatch.setattr(module.os, "_exit", exits.append)
     module.exit_process(0)
     assert exits == []
-    monkeypatch.setattr(module, "_abandoned_in_process", 1)
+    monkeypatch.setattr(module, "_stuck_in_process", {object()})
     module.exit_process(3)
     assert exits == [3]
