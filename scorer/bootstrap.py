@@ -32,7 +32,8 @@ from fraudstream.kafka.health import ConsumerHealth
 from fraudstream.kafka.outage import ClientEvents, OutageLog
 from fraudstream.kafka.topics import ensure_topics, max_message_bytes, standard_topics
 from fraudstream.kafka.watchdog import Watchdog
-from fraudstream.model.watcher import ModelWatcher
+from fraudstream.model.serving import FraudModel
+from fraudstream.model.watcher import ModelWatcher, VersionSource
 from fraudstream.settings import Settings
 from fraudstream.shutdown import GracefulStop, Stop
 from scorer.loop import Consumer, ScorerLoop, ScorerStatus
@@ -100,10 +101,37 @@ def build_producer(
 
 
 def build_watcher(settings: Settings) -> ModelWatcher:
-    """Follows ``models:/<name>@<alias>`` in the MLflow registry, checking every model_poll_interval_s."""
-    from fraudstream.model.registry import ModelRegistry
+    """Follows ``models:/<name>@<alias>`` in the MLflow registry, checking every model_poll_interval_s.
 
-    return ModelWatcher(ModelRegistry(settings), settings.model_poll_interval_s)
+    The registry client is built at its first use: importing MLflow takes seconds, which the scorer spends
+    starting its Kafka side meanwhile.
+    """
+
+    def registry() -> VersionSource:
+        from fraudstream.model.registry import ModelRegistry
+
+        return ModelRegistry(settings)
+
+    return ModelWatcher(_LazyRegistry(registry), settings.model_poll_interval_s)
+
+
+class _LazyRegistry:
+    """A registry built on first use."""
+
+    def __init__(self, build: Callable[[], VersionSource]) -> None:
+        self._build = build
+        self._registry: VersionSource | None = None
+
+    def _get(self) -> VersionSource:
+        if self._registry is None:
+            self._registry = self._build()
+        return self._registry
+
+    def serving_version(self) -> object | None:
+        return self._get().serving_version()
+
+    def load(self, version: str) -> FraudModel:
+        return self._get().load(version)
 
 
 @dataclass

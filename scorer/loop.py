@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,7 +124,10 @@ class ScorerLoop:
         """Run until ``stop`` is set; returns the totals. Raises FatalKafkaError only when Kafka refuses the
         configuration, and WatchdogGaveUp when Kafka calls keep getting stuck (the process should restart)."""
         try:
-            if not self.transactor.start() or not self._wait_for_model():
+            # init_transactions (which fences a crashed predecessor and settles its transaction) runs while the
+            # model loads: a restarted replica scores again that much sooner.
+            starting = _InBackground(self.transactor.start, name="scorer-start")
+            if not self._wait_for_model() or not starting.result():
                 return self.status
             self._join()
             log.info("scoring %s with %s", self.topic, self.watcher.current.label)  # type: ignore[union-attr]
@@ -360,6 +364,30 @@ class ScorerLoop:
             return
         self._next_status = now + self._status_interval
         self._on_status(self.status)
+
+
+class _InBackground:
+    """``fn()`` in a thread of its own; :meth:`result` waits for it and returns (or raises) what it did."""
+
+    def __init__(self, fn: Callable[[], bool], *, name: str) -> None:
+        self._fn = fn
+        self._result = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._fn()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> bool:
+        while self._thread.is_alive():  # fn watches the stop flag itself: this ends soon after a stop
+            self._thread.join(0.1)
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def _names(partitions: list[TopicPartition]) -> str:

@@ -81,6 +81,9 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "model_name",
         "api_port",
         "sink_batch_timeout_s",
+        "sink_session_timeout_ms",
+        "sink_instance_id",
+        "topic_sink_dlq",
     )
     return child_env(fields_of(settings, names), **extra)
 
@@ -95,6 +98,12 @@ class Service:
 
     def output(self) -> str:
         return self.log_file.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all (the sink does not leave its group)."""
+        self.process.kill()
+        self.process.wait(30)
+        self._log.close()
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait for the clean stop; returns the exit code."""
