@@ -40,6 +40,7 @@ from fraudstream.kafka.errors import describe, kafka_error
 from fraudstream.kafka.health import ConsumerHealth, HealthReport
 from fraudstream.kafka.outage import ClientEvents
 from fraudstream.kafka.watchdog import CallAbandoned, Watchdog
+from fraudstream.memory import release_free_memory
 from fraudstream.model.watcher import ModelWatcher
 from fraudstream.shutdown import Stop
 from scorer.batch import score_batch
@@ -50,6 +51,8 @@ from scorer.transaction import CommitOutcome, TransactionalConsumer, Transactor
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 2.0
+TRIM_EVERY_S = 30.0
+"""How often freed memory goes back to the OS (see :mod:`fraudstream.memory`)."""
 """Longest the consumer's close() may take before it is left behind (it leaves the group, runs on_revoke)."""
 
 
@@ -116,6 +119,7 @@ class ScorerLoop:
         self._status_interval = status_interval_s
         self._next_status = 0.0
         self._next_gauges = 0.0
+        self._next_trim = time.monotonic() + TRIM_EVERY_S
         self._last_recovery = float("-inf")
         self._recovery_delay = 0.0
         self._model_wait = model_wait_s
@@ -162,6 +166,9 @@ class ScorerLoop:
         if now >= self._next_gauges:
             self._next_gauges = now + 1.0
             self.metrics.readiness(self.readiness())
+        if now >= self._next_trim:
+            self._next_trim = now + TRIM_EVERY_S
+            release_free_memory()
 
     def readiness(self) -> HealthReport:
         """The scorer's readiness: a model, a ready producer, and the consumer's facts (partitions, broker, lag)."""
