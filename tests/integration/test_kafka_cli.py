@@ -15,7 +15,7 @@ from fraudstream.kafka.processes import free_port
 from .child_env import child_env
 
 FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
-STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq")
+STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq", "fraud-alerts.dlq")
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_up_status_topics_down_and_restart_keeps_data(cli_env: dict[str, str]) -
         topics = kafka(cli_env, "topics")
         assert topics.returncode == 0, topics.stderr
         assert all(name in topics.stdout for name in STANDARD_TOPICS)
-        assert topics.stdout.count("created") == 3
+        assert topics.stdout.count("created") == len(STANDARD_TOPICS)
 
         stopped = kafka(cli_env, "down")
         assert stopped.returncode == 0, stopped.stderr
@@ -74,7 +74,7 @@ def test_up_status_topics_down_and_restart_keeps_data(cli_env: dict[str, str]) -
 
         kept = kafka(cli_env, "topics")
         assert kept.returncode == 0, kept.stderr
-        assert kept.stdout.count("exists") == 3
+        assert kept.stdout.count("exists") == len(STANDARD_TOPICS)
         assert "created" not in kept.stdout
     finally:
         kafka(cli_env, "down")
