@@ -51,8 +51,10 @@ from scorer.transaction import CommitOutcome, TransactionalConsumer, Transactor
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 2.0
-TRIM_EVERY_S = 30.0
-"""How often freed memory goes back to the OS (see :mod:`fraudstream.memory`)."""
+TRIM_EVERY_S = 60.0
+TRIM_IDLE_EVERY_S = 5.0
+"""Freed memory goes back to the OS (see :mod:`fraudstream.memory`) when the loop finds nothing to consume, at
+most every 5 s, and every minute anyway."""
 """Longest the consumer's close() may take before it is left behind (it leaves the group, runs on_revoke)."""
 
 
@@ -120,6 +122,7 @@ class ScorerLoop:
         self._next_status = 0.0
         self._next_gauges = 0.0
         self._next_trim = time.monotonic() + TRIM_EVERY_S
+        self._next_idle_trim = 0.0
         self._last_recovery = float("-inf")
         self._recovery_delay = 0.0
         self._model_wait = model_wait_s
@@ -166,9 +169,9 @@ class ScorerLoop:
         if now >= self._next_gauges:
             self._next_gauges = now + 1.0
             self.metrics.readiness(self.readiness())
-        if now >= self._next_trim:
-            self._next_trim = now + TRIM_EVERY_S
-            release_free_memory()
+        if now >= self._next_trim or (not messages and now >= self._next_idle_trim):
+            self._next_trim, self._next_idle_trim = now + TRIM_EVERY_S, now + TRIM_IDLE_EVERY_S
+            release_free_memory()  # soon after a burst (the first idle moment), and now and then anyway
 
     def readiness(self) -> HealthReport:
         """The scorer's readiness: a model, a ready producer, and the consumer's facts (partitions, broker, lag)."""
