@@ -144,6 +144,7 @@ def test_a_consumer_is_a_static_member_with_an_instance_id_and_every_client_reco
         sasl, group_id="g", client_id="c", group_instance_id="scorer-0", session_timeout_ms=8000, events=events
     )
     assert (config["group.instance.id"], config["session.timeout.ms"]) == ("scorer-0", 8000)
+    assert config["heartbeat.interval.ms"] == 1333  # a sixth of the session: survivors hear of a death soon
     assert config["logger"] is events
     assert config["error_cb"] == events.error
     assert config["reconnect.backoff.max.ms"] == 1000
