@@ -35,7 +35,8 @@ The alert console for analysts is at [/console/](console/)."""
 
 def create_app(settings: Settings, *, services: ApiServices | None = None, **parts: Any) -> FastAPI:
     """The API for ``settings``. Pass ``services`` (or any of bootstrap()'s keyword parts: ``registry``,
-    ``watcher``, ``store``, ``run_sink``, ``run_metrics``, ``consumer_factory``) to swap real parts for others."""
+    ``watcher``, ``store``, ``run_sink``, ``run_metrics``, ``consumer_factory``, ``producer_factory``) to swap real
+    parts for others."""
     wired = services or bootstrap(settings, **parts)
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from api.feedback import FeedbackPublisher
 from api.metrics import ApiMetrics
 from api.model_service import MlflowRunMetrics, ModelService, RunMetricsSource
-from api.sink import AlertSink, ConsumerFactory, kafka_consumer
+from api.sink import AlertSink, ConsumerFactory, ProducerFactory, kafka_consumer, kafka_producer
 from api.sink_thread import SinkThread
 from api.store import AlertRepository
 from fraudstream.model.watcher import ModelWatcher, VersionSource
@@ -66,6 +66,7 @@ def bootstrap(
     consumer_factory: ConsumerFactory | None = None,
     feedback: FeedbackPublisher | None = None,
     run_feedback: bool = True,
+    producer_factory: ProducerFactory | None = None,
 ) -> ApiServices:
     """Wire the API for ``settings``. Unset parts are the real ones: the MLflow registry named in the settings,
     the store at ``settings.alert_store``, the in-process sink when ``settings.api_run_sink``, and the publisher of
@@ -83,7 +84,13 @@ def bootstrap(
     store = store or AlertRepository.from_url(settings.alert_store)
     sink = None
     if settings.api_run_sink if run_sink is None else run_sink:
-        alert_sink = AlertSink(settings, store, observer=metrics, consumer_factory=consumer_factory or kafka_consumer)
+        alert_sink = AlertSink(
+            settings,
+            store,
+            observer=metrics,
+            consumer_factory=consumer_factory or kafka_consumer,
+            producer_factory=producer_factory or kafka_producer,
+        )
         sink = SinkThread(alert_sink)
     key = settings.api_key.get_secret_value().encode("utf-8") if settings.api_key else None
     publisher = feedback

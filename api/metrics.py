@@ -40,7 +40,7 @@ class ApiMetrics:
         )
         self.alerts_invalid = Counter(
             "fraudstream_api_alerts_invalid",
-            "Messages on the alerts topic that are not valid alerts (logged and skipped).",
+            "Messages on the alerts topic the store cannot hold (sent to the sink's dead-letter topic).",
             registry=self.registry,
         )
         self.sink_lag = Gauge(

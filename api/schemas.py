@@ -190,7 +190,9 @@ class CheckPublic(BaseModel):
 class SinkCheckPublic(CheckPublic):
     lag: int | None = Field(None, description="Alerts on the topic not yet stored; null while unknown.")
     stored: int = 0
-    invalid: int = 0
+    invalid: int = Field(0, description="Messages the store could not hold (each sent to the sink's DLQ).")
+    partitions: int = Field(0, description="Partitions of the alerts topic this sink holds.")
+    dead_lettered: int = Field(0, description="Dead letters written to FRAUD_TOPIC_SINK_DLQ.")
 
 
 class ReadinessPublic(BaseModel):

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     topic_feedback: TopicName = Field(
         "fraud-feedback", description="Compacted topic of analysts' verdicts, keyed by transaction id."
     )
+    topic_sink_dlq: TopicName = Field(
+        "fraud-alerts.dlq",
+        description="The alert sink's dead letters: alerts the store cannot hold (invalid, unstorable time, "
+        "refused row), with the reason in a header.",
+    )
     topic_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics fraudstream creates.")
     topic_replication_factor: int | None = Field(
         None,
@@ -102,23 +107,31 @@ class Settings(BaseSettings):
         "often under load; at lower rates batches close at the timeout, so latency does not grow.",
     )
     scorer_batch_timeout_s: PositiveSeconds = Field(0.2, description="Longest wait to fill a batch.")
-    scorer_metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port of the scorer; 0 turns it off.")
+    scorer_metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the scorer's /metrics and /readyz; 0 turns them off."
+    )
+    scorer_metrics_host: str = Field(
+        "127.0.0.1", min_length=1, description="Interface of the scorer's metrics port (0.0.0.0 for all)."
+    )
     model_poll_interval_s: PositiveSeconds = Field(10.0, description="How often the registry alias is checked.")
     scorer_transactional_id: str | None = Field(
         None,
         min_length=1,
-        description="Stable transactional.id of this scorer replica (e.g. the pod name), so a restarted replica "
-        "fences its crashed predecessor at once. Unset: derived from the group, host and process id.",
+        description="Stable id of this scorer replica (e.g. the pod name): its transactional.id, so a restarted "
+        "replica fences its crashed predecessor at once, and its group.instance.id (static membership), so it "
+        "gets its partitions back at once. Unset: a transactional.id from the group, host and process id, and "
+        "dynamic membership (a restart after a crash waits for the session timeout).",
     )
     scorer_transaction_timeout_ms: int = Field(
         20_000, ge=1000, le=900_000, description="How long an abandoned scorer transaction may block readers."
     )
     scorer_session_timeout_ms: int = Field(
-        45_000,
+        10_000,
         ge=1000,
         le=3_600_000,
-        description="How long the group waits for a silent scorer (e.g. killed) before giving its partitions "
-        "to the others. The broker's group.min.session.timeout.ms (6 s by default) is the floor.",
+        description="How long the group waits for a silent scorer (killed, or stopped: a static member does not "
+        "leave) before its partitions move to the others. The broker's group.min.session.timeout.ms (6 s by "
+        "default) is the floor.",
     )
     scorer_status_interval_s: PositiveSeconds = Field(10.0, description="Seconds between the scorer's status lines.")
 
@@ -165,6 +178,19 @@ class Settings(BaseSettings):
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions in one /predict/batch call.")
     api_run_sink: bool = Field(True, description="Run the fraud-alerts sink inside the API process.")
     sink_group_id: GroupId = Field("fraudstream-alert-sink", description="Consumer group of the alert sink(s).")
+    sink_instance_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=249,
+        description="group.instance.id of this sink (static membership, e.g. the pod name; unique per replica): "
+        "a restarted sink gets its partitions back at once. Unset: dynamic membership.",
+    )
+    sink_session_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        le=3_600_000,
+        description="How long the sink group waits for a silent sink before its partitions move to the others.",
+    )
     sink_batch_size: int = Field(500, ge=1, le=100_000, description="Most alerts the sink stores in one write.")
     sink_batch_timeout_s: PositiveSeconds = Field(0.5, description="Longest wait of the sink to fill a batch.")
     api_ready_max_sink_lag: int | None = Field(

@@ -16,12 +16,14 @@ from typing import Protocol
 import numpy as np
 import orjson
 
+from fraudstream.kafka import dead_letter as dlq
+from fraudstream.kafka.records import OutRecord, Source
 from fraudstream.model.serving import FraudModel
 from fraudstream.schemas import FEATURES, Alert, Explanation, Transaction
 from scorer.decode import Rejection, decode_batch
 
-REASON_HEADER = "reason"
-KIND_HEADER = "error_kind"
+REASON_HEADER = dlq.REASON_HEADER
+KIND_HEADER = dlq.KIND_HEADER
 
 
 class Message(Protocol):
@@ -39,14 +41,7 @@ class Message(Protocol):
 
     def offset(self) -> int | None: ...
 
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    """A record to produce inside the batch's transaction."""
-
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] | None = None
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
 
 
 @dataclass
@@ -124,16 +119,24 @@ def alert_record(
         features={name: getattr(transaction, name) for name in FEATURES},
         explanation=explanation,
     )
-    return OutRecord(key=transaction.transaction_id.encode(), value=orjson.dumps(alert.model_dump()))
+    return OutRecord(
+        key=transaction.transaction_id.encode(), value=orjson.dumps(alert.model_dump()), source=source_of(source)
+    )
 
 
 def dead_letter(message: Message, rejection: Rejection) -> OutRecord:
-    """The DLQ record: the original key and value bytes, the reason and where the message came from."""
-    headers = [
-        (REASON_HEADER, rejection.reason.encode()),
-        (KIND_HEADER, rejection.kind.encode()),
-        ("source_topic", (message.topic() or "").encode()),
-        ("source_partition", str(message.partition()).encode()),
-        ("source_offset", str(message.offset()).encode()),
-    ]
-    return OutRecord(key=message.key(), value=message.value(), headers=headers)
+    """The DLQ record: the original key, value and headers, the reason and where the message came from (see
+    :mod:`scorer.dead_letter`; the transaction cuts it to size before producing it)."""
+    return dlq.dead_letter(
+        key=message.key(),
+        value=message.value(),
+        headers=message.headers(),
+        source=source_of(message),
+        reason=rejection.reason,
+        kind=rejection.kind,
+    )
+
+
+def source_of(message: Message) -> Source:
+    offset = message.offset()
+    return Source(message.topic() or "", message.partition() or 0, -1 if offset is None else offset)

@@ -60,10 +60,37 @@ class TopicsReport:
     replicas: dict[str, int] = field(default_factory=dict)
 
 
+BROKER_MAX_MESSAGE_BYTES = 1_048_588
+"""Kafka's default ``max.message.bytes`` of a topic (the broker's message.max.bytes), assumed when unreadable."""
+
+
 def standard_topics(settings: Settings) -> dict[str, int]:
-    """The topics of the fraudstream flow (transactions, alerts, DLQ) with their partition counts."""
+    """The topics of the fraudstream flow (transactions, alerts, the scorer's and the sink's dead letters) with
+    their partition counts."""
     partitions = settings.topic_partitions
-    return {settings.topic_transactions: partitions, settings.topic_alerts: partitions, settings.topic_dlq: partitions}
+    names = (settings.topic_transactions, settings.topic_alerts, settings.topic_dlq, settings.topic_sink_dlq)
+    return dict.fromkeys(names, partitions)
+
+
+def max_message_bytes(conn: KafkaConnection, topics: Iterable[str], *, timeout: float = 10.0) -> dict[str, int]:
+    """Each topic's ``max.message.bytes`` (the largest record batch its brokers accept), read from the cluster;
+    a topic whose configuration cannot be read gets Kafka's default (logged)."""
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    names = list(topics)
+    admin = admin_client(conn)
+    limits = dict.fromkeys(names, BROKER_MAX_MESSAGE_BYTES)
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, name) for name in names])
+    for resource, future in futures.items():
+        try:
+            entry = future.result(timeout=timeout).get("max.message.bytes")
+            if entry is not None and entry.value is not None:
+                limits[resource.name] = int(entry.value)
+        except (KafkaException, concurrent.futures.TimeoutError, ValueError) as exc:
+            log.warning(
+                "cannot read max.message.bytes of %s (%s): assuming %d", resource.name, exc, limits[resource.name]
+            )
+    return limits
 
 
 COMPACTED: dict[str, str] = {"cleanup.policy": "compact"}

@@ -82,6 +82,9 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "topic_partitions",
         "explain_exact_budget_ms",
         "feedback_publish_timeout_s",
+        "sink_session_timeout_ms",
+        "sink_instance_id",
+        "topic_sink_dlq",
     )
     return child_env(fields_of(settings, names), **extra)
 
@@ -96,6 +99,12 @@ class Service:
 
     def output(self) -> str:
         return self.log_file.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all (the sink does not leave its group)."""
+        self.process.kill()
+        self.process.wait(30)
+        self._log.close()
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait for the clean stop; returns the exit code."""

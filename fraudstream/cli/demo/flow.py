@@ -176,7 +176,8 @@ class Demo:
             ("FRAUD_API_PORT", self.settings.api_port),
             ("FRAUD_SCORER_METRICS_PORT", self.settings.scorer_metrics_port),
         ):
-            if port and port_in_use(port, self.settings.api_host if name == "FRAUD_API_PORT" else "127.0.0.1"):
+            host = self.settings.api_host if name == "FRAUD_API_PORT" else self.settings.scorer_metrics_host
+            if port and port_in_use(port, host):
                 raise BrokerError(f"port {port} is in use by another process: stop it or set {name} to a free port")
         scorer = self.supervisor.start("scorer", "score")
         api = self.supervisor.start("api", "serve")

@@ -20,7 +20,7 @@ from fraudstream.schemas import Alert
 from fraudstream.settings import Settings, load_settings
 
 from ..conftest import SmallForest
-from .fakes import MODEL_NAME, FakeFeedbackTopic, FakeRegistry, FakeRunMetrics
+from .fakes import MODEL_NAME, FakeFeedbackTopic, FakeProducer, FakeRegistry, FakeRunMetrics
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -79,6 +79,7 @@ def make_client(tmp_path: Path, small_forest: SmallForest, feedback_topic: FakeF
             run_sink=consumer_factory is not None,
             consumer_factory=consumer_factory,
             feedback=publisher,
+            producer_factory=lambda config: FakeProducer(),
         )
         client = TestClient(app)
         client.__enter__()

@@ -14,6 +14,8 @@ from fraudstream.model.explain import ExplainerLoader, ExplainPolicy, ForestExpl
 from fraudstream.model.registry import VersionRef
 from fraudstream.model.serving import FraudModel
 
+from ..kafka_stats import stats_json
+
 MODEL_NAME = "fraud-unit"
 TOPIC = "fraud-alerts"
 
@@ -62,8 +64,23 @@ class FakeRunMetrics:
 
 
 class FakeMessage:
-    def __init__(self, partition: int, offset: int, value: bytes | None, error: KafkaError | None = None) -> None:
+    def __init__(
+        self,
+        partition: int,
+        offset: int,
+        value: bytes | None,
+        error: KafkaError | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self._partition, self._offset, self._value, self._error = partition, offset, value, error
+        self._key, self._headers = key, headers
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
 
     def error(self) -> KafkaError | None:
         return self._error
@@ -82,7 +99,8 @@ class FakeMessage:
 
 
 class FakeConsumer:
-    """Hands out prepared batches; records commits and seeks the way the sink uses them."""
+    """Hands out prepared batches; records commits and seeks the way the sink uses them. Like librdkafka, it
+    serves its statistics (``stats_cb`` of its config) from inside consume(): positions and the end ``high``."""
 
     def __init__(self, batches: list[list[FakeMessage]], high: int = 0) -> None:
         self.batches = list(batches)
@@ -97,7 +115,18 @@ class FakeConsumer:
     def subscribe(self, topics: list[str]) -> None:
         self.subscribed = topics
 
+    def __call__(self, config: dict[str, Any]) -> FakeConsumer:
+        """As a consumer factory: keep the configuration the sink built, hand out this consumer."""
+        self.config = config
+        return self
+
+    def stats(self) -> str:
+        positions = {tp.partition: tp.offset for tp in self.position(self.assignment())}
+        return stats_json(TOPIC, {p: (offset, self.high) for p, offset in positions.items()})
+
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        if "stats_cb" in self.config:
+            self.config["stats_cb"](self.stats())
         if not self.batches:
             time.sleep(min(timeout, 0.05))  # like a real consumer waiting for messages: no busy loop
             return []
@@ -114,8 +143,10 @@ class FakeConsumer:
         return [TopicPartition(TOPIC, tp.partition, self.positions.get(tp.partition, -1001)) for tp in partitions]
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        assert asynchronous is False
+        """Batch commits are asynchronous (their outcome goes to on_commit), the final one on close synchronous."""
         self.commits.append({tp.partition: tp.offset for tp in offsets})
+        if asynchronous and "on_commit" in self.config:
+            self.config["on_commit"](None, offsets)
 
     def seek(self, tp: TopicPartition) -> None:
         self.seeks.append((tp.partition, tp.offset))
@@ -258,3 +289,27 @@ class FakeFeedbackConsumer:
 
     def close(self) -> None:
         pass
+
+
+class FakeProducer:
+    """The sink's dead-letter producer: flush() delivers what was produced (failing while ``down``)."""
+
+    def __init__(self) -> None:
+        self.delivered: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []
+        self.down = False
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
+        self._pending.append({"topic": topic, "value": value, "key": key, **kwargs})
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        pending, self._pending = self._pending, []
+        for message in pending:
+            error = KafkaError(KafkaError._MSG_TIMED_OUT, "broker down") if self.down else None
+            if error is None:
+                self.delivered.append(message)
+            message["on_delivery"](error, None)
+        return 0

@@ -44,7 +44,7 @@ def test_valid_messages_are_scored_in_one_call_and_the_flagged_ones_become_alert
 def test_invalid_messages_become_dead_letters_with_their_original_bytes_and_reason() -> None:
     engine = AmountEngine()
     good = FakeMessage(transaction_bytes(0, 10.0), _offset=0)
-    bad = FakeMessage(b'{"Time": "soon"}', _offset=1, _partition=2, _key=b"k1")
+    bad = FakeMessage(b'{"Time": "soon"}', _offset=1, _partition=2, _key=b"k1", _headers=[("trace-id", b"t-1")])
     empty = FakeMessage(None, _offset=2, _partition=2)
 
     batch = score_batch([good, bad, empty], fake_model(engine=engine), scored_at=SCORED_AT)
@@ -53,7 +53,9 @@ def test_invalid_messages_become_dead_letters_with_their_original_bytes_and_reas
     assert engine.calls == [1]
     assert [record.value for record in batch.dead_letters] == [b'{"Time": "soon"}', None]
     assert batch.dead_letters[0].key == b"k1"
+    assert (batch.dead_letters[0].headers or [])[0] == ("trace-id", b"t-1")  # the original headers come first
     headers = dict(batch.dead_letters[0].headers or [])
+    assert headers["original_size"] == b"16"
     assert headers[REASON_HEADER].startswith(b"field 'Time': Input should be a valid number")
     assert headers[KIND_HEADER] == b"wrong_type"
     assert (headers["source_topic"], headers["source_partition"], headers["source_offset"]) == (
