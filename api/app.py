@@ -17,6 +17,7 @@ from api.bootstrap import ApiServices, bootstrap
 from api.errors import install_error_handlers
 from api.metrics import LatencyMiddleware
 from api.openapi import documented_openapi
+from api.query import SingleValuedQueryMiddleware
 from api.routes import alerts, feedback, health, metrics, model, predict
 from api.routes.console import mount_console
 from api.routes.docs import mount_docs
@@ -65,7 +66,8 @@ def create_app(settings: Settings, *, services: ApiServices | None = None, **par
     mount_docs(app)
     app.openapi = documented_openapi(app, api_key=wired.api_key is not None)  # type: ignore[method-assign]
     # Added last runs first: time everything (401s and 413s included), check the key, then that the body is JSON
-    # and arrives in time, then its size.
+    # and arrives in time, then its size, then that no query parameter is repeated.
+    app.add_middleware(SingleValuedQueryMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestBodyMiddleware, timeout_s=settings.api_body_timeout_s)
     app.add_middleware(ApiKeyMiddleware, key=wired.api_key)

@@ -83,6 +83,7 @@ def _batch_tokens(batch: TransactionBatch) -> tuple[int, int]:
 @router.post("", response_model=PredictionPublic, summary="Score one transaction", openapi_extra=TRANSACTION_BODY)
 async def predict(request: Request) -> Response:
     """The fraud probability of one transaction and the serving model's decision at its threshold."""
+    explain = _explain_asked(request)  # validated first: a fraudulent answer must not hide a bad parameter
     transaction = _validated(TransactionFeatures, await request.body())
     services = request.app.state.services
     model = services.models.current  # read once: the whole request uses one version
@@ -94,7 +95,7 @@ async def predict(request: Request) -> Response:
     fraudulent = bool(model.flags(scores)[0])
     services.metrics.predicted(int(fraudulent), 1)
     explanation = None
-    if fraudulent or _explain_asked(request):
+    if fraudulent or explain:
         (found,) = await explanations(model, matrix)
         explanation = None if found is None else found.model_dump()
     answer = {

@@ -210,6 +210,17 @@ def test_explain_true_explains_a_legitimate_answer_and_a_bad_flag_is_422(
     assert bad.json()["detail"][0]["field"] == "explain"
 
 
+def test_a_bad_explain_flag_is_422_whatever_the_answer_would_have_been(
+    client: TestClient, small_forest: SmallForest
+) -> None:
+    # the flag was once read only for a legitimate answer, so a fraudulent one answered 200 to ?explain=-5e307
+    (fraud,) = _rows(small_forest, True, 1)
+    assert client.post("/predict", json=fraud).json()["fraudulent"] is True
+    bad = client.post("/predict", params={"explain": "-5.4e307"}, json=fraud)
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["field"] == "explain"
+
+
 def test_a_batch_explains_its_fraudulent_answers_or_all_on_request(
     client: TestClient, small_forest: SmallForest
 ) -> None:
