@@ -44,6 +44,18 @@ class Message(Protocol):
     def headers(self) -> list[tuple[str, bytes]] | None: ...
 
 
+@dataclass(frozen=True)
+class ScoredRows:
+    """The valid rows of a batch as the model saw them, for observers (:mod:`scorer.observer`): the (n, 30)
+    feature matrix in FEATURES order, the fraud probabilities, the decisions, and the labels where the
+    transactions carry one (-1 where they do not)."""
+
+    matrix: np.ndarray
+    scores: np.ndarray
+    flags: np.ndarray
+    labels: np.ndarray
+
+
 @dataclass
 class ScoredBatch:
     """What one batch produced: alerts and dead letters to write, and counts for the metrics."""
@@ -57,6 +69,12 @@ class ScoredBatch:
     scored_at: datetime | None = None
     errors: list[object] = field(default_factory=list)
     """Kafka errors delivered in place of messages (the loop decides whether they are fatal)."""
+    model: FraudModel | None = None
+    """The model that scored the batch."""
+    rows: ScoredRows | None = None
+    """The scored rows (None when no message was valid)."""
+    extra: list[tuple[str, OutRecord]] = field(default_factory=list)
+    """(topic, record) pairs an observer adds, produced in the same transaction as the alerts."""
 
     @property
     def empty(self) -> bool:
@@ -68,7 +86,7 @@ def score_batch(messages: Sequence[Message], model: FraudModel, scored_at: datet
 
     Messages that carry a Kafka error (not data) are collected in ``errors`` for the loop to inspect.
     """
-    batch = ScoredBatch(scored_at=scored_at or datetime.now(timezone.utc))
+    batch = ScoredBatch(scored_at=scored_at or datetime.now(timezone.utc), model=model)
     sources: list[Message] = []
     for message in messages:
         error = message.error()
@@ -85,7 +103,9 @@ def score_batch(messages: Sequence[Message], model: FraudModel, scored_at: datet
         return batch
     scores = model.score(decoded.matrix)
     batch.scored = len(decoded.transactions)
-    flagged = np.flatnonzero(model.flags(scores))
+    flags = model.flags(scores)
+    batch.rows = ScoredRows(decoded.matrix, scores, flags, _labels(decoded.transactions))
+    flagged = np.flatnonzero(flags)
     explanations = model.explain(decoded.matrix[flagged]) if len(flagged) else []  # flagged rows only
     for index, explanation in zip(flagged.tolist(), explanations, strict=True):
         transaction, source = decoded.transactions[index], sources[decoded.rows[index]]
@@ -93,6 +113,12 @@ def score_batch(messages: Sequence[Message], model: FraudModel, scored_at: datet
         batch.alerts.append(record)
         batch.alert_event_times.append(transaction.event_time)
     return batch
+
+
+def _labels(transactions: Sequence[Transaction]) -> np.ndarray:
+    return np.fromiter(
+        (-1 if t.label is None else int(t.label) for t in transactions), dtype=np.int8, count=len(transactions)
+    )
 
 
 def alert_record(

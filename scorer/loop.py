@@ -46,6 +46,7 @@ from fraudstream.shutdown import Stop
 from scorer.batch import score_batch
 from scorer.exceptions import ConsumerUnusableError, ProducerUnusableError
 from scorer.metrics import ScorerMetrics
+from scorer.observer import BatchObserver, NoObserver
 from scorer.transaction import CommitOutcome, TransactionalConsumer, Transactor
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class ScorerLoop:
         on_status: Callable[[ScorerStatus], None] | None = None,
         status_interval_s: float = 5.0,
         model_wait_s: float = 1.0,
+        observer: BatchObserver | None = None,
     ) -> None:
         self._consumer_factory = consumer_factory
         self.consumer: Consumer | None = None
@@ -126,6 +128,7 @@ class ScorerLoop:
         self._last_recovery = float("-inf")
         self._recovery_delay = 0.0
         self._model_wait = model_wait_s
+        self.observer: BatchObserver = observer or NoObserver()
 
     def run(self) -> ScorerStatus:
         """Run until ``stop`` is set; returns the totals. Raises FatalKafkaError only when Kafka refuses the
@@ -320,10 +323,18 @@ class ScorerLoop:
             self._consumer_error(error)
         if not batch.consumed:
             return
-        if self.transactor.commit(batch) is CommitOutcome.ABORTED:
+        batch.extra = self.observer.records(batch)
+        try:
+            outcome = self.transactor.commit(batch)
+        except BaseException:
+            self.observer.aborted(batch)  # the producer is replaced and the batch consumed again
+            raise
+        if outcome is CommitOutcome.ABORTED:
+            self.observer.aborted(batch)
             self.status.aborted += 1
             self.metrics.aborts.inc()
             return
+        self.observer.committed(batch)
         committed_at = datetime.now(timezone.utc)
         self.metrics.committed(
             consumed=batch.consumed,

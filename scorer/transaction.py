@@ -330,6 +330,8 @@ class Transactor:
                 stand_in = self._stand_in(known.failed_topic, known.failed, known.reason)
                 if stand_in is not None:
                     yield stand_in[0], original_topic, stand_in[1]
+        for topic, record in batch.extra:  # an observer's records (e.g. monitoring), produced as they are
+            yield topic, topic, record
 
     def _fit(self, record: OutRecord) -> OutRecord:
         fitted = dlq.fit(record, self.dead_letter_limit)

@@ -15,9 +15,11 @@ from confluent_kafka import KafkaError
 
 from fraudstream.kafka.health import ConsumerHealth
 from fraudstream.kafka.outage import ClientEvents, OutageLog
+from fraudstream.kafka.records import OutRecord
 from fraudstream.kafka.watchdog import Watchdog
 from fraudstream.model.serving import FraudModel
 from fraudstream.model.watcher import ModelWatcher
+from scorer.batch import ScoredBatch
 from scorer.loop import ScorerLoop, ScorerStatus
 from scorer.metrics import ScorerMetrics
 
@@ -53,8 +55,31 @@ class FakeRegistry:
         return fake_model(version=version, threshold=0.5)
 
 
+class CountingObserver:
+    """Counts the scored rows it saw, made permanent only on commit, and adds one record per batch."""
+
+    def __init__(self) -> None:
+        self.permanent = 0
+        self.seen: list[int] = []
+        self.aborts = 0
+
+    def records(self, batch: ScoredBatch) -> list[tuple[str, OutRecord]]:
+        assert batch.model is not None
+        scored = 0 if batch.rows is None else len(batch.rows.scores)  # None: nothing valid (dead letters only)
+        self.seen.append(scored)
+        return [("monitoring", OutRecord(key=b"m", value=str(scored).encode()))]
+
+    def committed(self, batch: ScoredBatch) -> None:
+        self.permanent += batch.scored
+
+    def aborted(self, batch: ScoredBatch) -> None:
+        self.aborts += 1
+
+
 class Harness:
-    def __init__(self, registry: FakeRegistry, *, margin_s: float = 2.0) -> None:
+    def __init__(
+        self, registry: FakeRegistry, *, margin_s: float = 2.0, observer: CountingObserver | None = None
+    ) -> None:
         self.stop = threading.Event()
         self.consumer = FakeConsumer()
         self.consumer.on_empty = self.stop.set  # stop once every queued batch is consumed
@@ -80,6 +105,7 @@ class Harness:
             on_status=lambda status: self.statuses.append(dataclasses.replace(status)),
             status_interval_s=0.0,
             model_wait_s=0.001,
+            observer=observer,
         )
 
     def _next_consumer(self) -> FakeConsumer:
@@ -186,6 +212,21 @@ def test_an_aborted_batch_is_rewound_counted_and_not_reported_as_committed() -> 
     assert (status.batches, status.consumed, status.alerts) == (0, 0, 0)
     assert sorted(harness.consumer.seeks) == [(0, 0), (1, 0), (2, 0)]
     assert harness.metrics.value("fraudstream_scorer_aborted_batches_total") == 1
+
+
+def test_an_observer_writes_in_the_batch_transaction_and_forgets_aborted_batches() -> None:
+    observer = CountingObserver()
+    harness = Harness(FakeRegistry("1"), observer=observer)
+    harness.consumer.committed_offsets = {0: 0, 1: 0, 2: 0}
+    harness.producer.fail["commit"] = deque([kafka_exception(abort=True)])
+    harness.consumer.batches.extend([messages(0, 6), messages(0, 6), [FakeMessage(b"junk", _offset=50)]])
+
+    status = harness.loop.run()
+
+    assert (status.aborted, status.batches, status.scored) == (1, 2, 6)
+    assert observer.seen == [6, 6, 0]  # the aborted batch, the same rows again, then a dead letter alone
+    assert (observer.aborts, observer.permanent) == (1, 6)
+    assert [record.value for topic, record in harness.producer.committed if topic == "monitoring"] == [b"6", b"0"]
 
 
 def test_a_crash_inside_a_transaction_aborts_it() -> None:

@@ -1,0 +1,49 @@
+"""What else a batch writes in its transaction: the hook through which monitoring (and anything like it) sees
+every scored batch and adds its own records to the same Kafka transaction.
+
+The loop calls an observer at three points of each batch, always from the loop's thread and in batch order:
+
+1. :meth:`BatchObserver.records` after the batch is scored and before its transaction begins: the observer
+   reads the batch's :class:`~scorer.batch.ScoredRows` and returns records for other topics (e.g. a
+   monitoring window that closes with this batch). They are produced in the batch's transaction.
+2. :meth:`BatchObserver.committed` once that transaction committed: the observer makes the batch's effect on
+   its state permanent.
+3. :meth:`BatchObserver.aborted` when it aborted (the batch will be consumed again from the committed
+   offsets): the observer forgets the batch's effect, so a batch is counted exactly once, as its alerts are.
+
+Open point for its first real user: when ``commit_transaction``'s outcome is unknown (a timeout; the loop
+replaces the producer and rewinds to the committed offsets) the loop reports ``aborted``, though the
+transaction may have committed; telling the two apart needs the committed offsets after the rewind.
+
+An observer does no Kafka calls and raises nothing for a batch it cannot measure (it logs and returns no
+records): a monitoring problem must never stop scoring.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from fraudstream.kafka.records import OutRecord
+    from scorer.batch import ScoredBatch
+
+
+class BatchObserver(Protocol):
+    def records(self, batch: ScoredBatch) -> list[tuple[str, OutRecord]]: ...
+
+    def committed(self, batch: ScoredBatch) -> None: ...
+
+    def aborted(self, batch: ScoredBatch) -> None: ...
+
+
+class NoObserver:
+    """The observer when nothing watches the batches (monitoring off)."""
+
+    def records(self, batch: ScoredBatch) -> list[tuple[str, OutRecord]]:
+        return []
+
+    def committed(self, batch: ScoredBatch) -> None:
+        return None
+
+    def aborted(self, batch: ScoredBatch) -> None:
+        return None
