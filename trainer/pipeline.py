@@ -1,5 +1,5 @@
 """The model: an imbalanced-learn Pipeline(SMOTE, RandomForest). imblearn applies samplers in fit only, so
-synthetic frauds are made from the rows the pipeline is fitted on and never reach validation or test rows."""
+synthetic frauds are made from the rows the pipeline is fitted on and never reach the rows it is scored on."""
 
 from __future__ import annotations
 
@@ -16,6 +16,18 @@ SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "imblearn.pipeline.Pipeline",
     "sklearn.tree._tree.Tree",
 )
+MODEL_PARAMS: tuple[str, ...] = (
+    "n_estimators",
+    "max_depth",
+    "min_samples_leaf",
+    "max_features",
+    "class_weight",
+    "smote_ratio",
+    "smote_k_neighbors",
+    "time_encoding",
+    "seed",
+)
+"""The TrainConfig fields that shape the fitted model (logged as MLflow parameters)."""
 
 
 def build_pipeline(config: TrainConfig) -> Pipeline:
@@ -29,12 +41,8 @@ def build_pipeline(config: TrainConfig) -> Pipeline:
         max_depth=config.max_depth,
         min_samples_leaf=config.min_samples_leaf,
         max_features=config.max_features,
+        class_weight=config.class_weight,
         n_jobs=config.n_jobs,
         random_state=config.seed,
     )
     return Pipeline([("smote", smote), ("forest", forest)])
-
-
-def params_of(config: TrainConfig) -> dict[str, object]:
-    """The run parameters logged to MLflow."""
-    return {key: value for key, value in config.model_dump(mode="json").items() if key not in ("data", "min_f1")}

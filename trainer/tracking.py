@@ -1,17 +1,18 @@
-"""Everything the trainer writes to MLflow: the run (params, dataset, metrics, figures, model) and the registry."""
+"""Everything the trainer writes to MLflow: the run (params, datasets, metrics, figures, model) and the registry."""
 
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from fraudstream.model.serving import ServingSpec
 from fraudstream.settings import Settings
+from trainer import model_dir
 from trainer.exceptions import TrainingError
 from trainer.pipeline import SKOPS_TRUSTED_TYPES
 
@@ -20,8 +21,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
+    from fraudstream.model.features import TimeEncoding
+    from fraudstream.model.profile import ReferenceProfile
+
 MODEL_ARTIFACT = "model"
-ONNX_FILE = "model.onnx"
 PREDICTIONS_ARTIFACT = "evaluation/test_predictions.csv"
 
 
@@ -43,6 +46,20 @@ def ensure_experiment(settings: Settings) -> str:
     return mlflow.create_experiment(settings.mlflow_experiment, artifact_location=settings.artifact_location)
 
 
+def log_datasets(frames: dict[str, pd.DataFrame], source: str, sha256: str, label: str) -> None:
+    """The run's inputs as MLflow datasets (the run page's "Datasets"): one per context (training, holdout),
+    named by the file and digested by its SHA-256, so runs on the same rows show the same dataset."""
+    import mlflow
+
+    for context, frame in frames.items():
+        with warnings.catch_warnings():  # "integer columns cannot hold missing values": Class never misses one
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                frame, source=source, targets=label, name=f"creditcard-{context}", digest=f"{sha256[:12]}-{context}"
+            )
+            mlflow.log_input(dataset, context=context)
+
+
 def log_figures(figures: dict[str, Figure]) -> None:
     import mlflow
 
@@ -57,7 +74,7 @@ def log_json(payload: dict[str, Any], artifact_file: str) -> None:
 
 
 def log_test_predictions(rows: np.ndarray, labels: np.ndarray, scores: np.ndarray, threshold: float) -> None:
-    """The test rows' scores and decisions, so anyone can check a loaded model reproduces them."""
+    """The holdout rows' scores and decisions, so anyone can check a loaded model reproduces them."""
     import mlflow
 
     frame = pd.DataFrame({"row": rows, "label": labels, "score": scores, "flagged": (scores >= threshold).astype(int)})
@@ -76,39 +93,41 @@ def check_trusted_types(pipeline: Pipeline) -> None:
 
 def model_requirements() -> list[str]:
     """Pinned requirements of the logged model, stated rather than inferred (inference reloads the model in a
-    subprocess and costs ~5 s a run)."""
-    from importlib.metadata import version
+    subprocess and costs ~5 s a run). The pyfunc's loader is fraudstream's own kernel, which must be installed
+    where the model is loaded (it is not on PyPI under that name)."""
+    packages = ("scikit-learn", "imbalanced-learn", "skops", "numpy", "scipy", "pandas", "pydantic", "onnxruntime")
+    return [f"{package}=={installed_version(package)}" for package in packages]
 
-    packages = ("scikit-learn", "imbalanced-learn", "skops", "numpy", "scipy", "onnxruntime")
-    return [f"{package}=={version(package)}" for package in packages]
+
+@dataclass(frozen=True)
+class ServingFacts:
+    """What the serving spec records beside the files: the threshold, the parity measured, the Time encoding."""
+
+    threshold: float
+    onnx_max_abs_diff: float
+    time_encoding: TimeEncoding
 
 
 def log_model(
-    pipeline: Pipeline, spec_threshold: float, onnx_bytes: bytes, onnx_diff: float, example: pd.DataFrame
+    pipeline: Pipeline, facts: ServingFacts, onnx_bytes: bytes, profile: ReferenceProfile, example: pd.DataFrame
 ) -> str:
-    """Log the sklearn pipeline (skops, with its ONNX twin and serving metadata); return its model URI."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+    """Log the model directory (pyfunc over ONNX, serving spec, profile, sklearn pipeline); return its URI."""
+    from mlflow.models import Model
 
     check_trusted_types(pipeline)
-    spec = ServingSpec(threshold=spec_threshold, onnx_path=f"extra_files/{ONNX_FILE}", onnx_max_abs_diff=onnx_diff)
-    signature = infer_signature(example, pipeline.predict_proba(example))
-    with tempfile.TemporaryDirectory(prefix="fraudstream-onnx-") as tmp:
-        onnx_path = Path(tmp) / ONNX_FILE
-        onnx_path.write_bytes(onnx_bytes)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name=MODEL_ARTIFACT,
-            # skops, not pickle: loading cannot run arbitrary code; the few types it does not know are listed.
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-            signature=signature,
-            input_example=example,
-            pyfunc_predict_fn="predict_proba",
-            metadata=spec.as_metadata(),
-            extra_files=[str(onnx_path)],
-            pip_requirements=model_requirements(),
-        )
+    info = Model.log(
+        None,  # artifact_path: deprecated in favour of name, still positional
+        name=MODEL_ARTIFACT,
+        flavor=model_dir,
+        pipeline=pipeline,
+        threshold=facts.threshold,
+        onnx_max_abs_diff=facts.onnx_max_abs_diff,
+        time_encoding=facts.time_encoding,
+        onnx_bytes=onnx_bytes,
+        profile=profile,
+        input_example=example,
+        pip_requirements=model_requirements(),
+    )
     return info.model_uri
 
 
