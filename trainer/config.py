@@ -31,9 +31,14 @@ class TrainConfig(BaseModel):
     min_samples_leaf: int = Field(1, ge=1)
     max_features: Literal["sqrt", "log2"] | float = "sqrt"
     class_weight: Literal["balanced", "balanced_subsample"] | None = None
+    max_samples: float | None = Field(
+        0.5, gt=0.0, le=1.0, description="Share of the (resampled) training rows each tree draws; None: as many."
+    )
     smote_ratio: float = Field(0.05, gt=0.0, le=1.0, description="SMOTE sampling_strategy: frauds per normal row.")
     smote_k_neighbors: int = Field(5, ge=1)
-    time_encoding: TimeEncoding = Field("raw", description="How the forest reads Time (fraudstream/model/features.py).")
+    time_encoding: TimeEncoding = Field(
+        "time_of_day", description="How the forest reads Time (fraudstream/model/features.py)."
+    )
     n_jobs: int = Field(-1, description="Cores for fitting (-1: all).")
     bootstrap_rounds: int = Field(1000, ge=100, description="Resamples for the F1 interval and the comparisons.")
     synthetic_rows: int = Field(100_000, ge=1000, description="Size of the synthetic set when no CSV is present.")

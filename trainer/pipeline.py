@@ -22,6 +22,7 @@ MODEL_PARAMS: tuple[str, ...] = (
     "min_samples_leaf",
     "max_features",
     "class_weight",
+    "max_samples",
     "smote_ratio",
     "smote_k_neighbors",
     "time_encoding",
@@ -42,6 +43,7 @@ def build_pipeline(config: TrainConfig) -> Pipeline:
         min_samples_leaf=config.min_samples_leaf,
         max_features=config.max_features,
         class_weight=config.class_weight,
+        max_samples=config.max_samples,
         n_jobs=config.n_jobs,
         random_state=config.seed,
     )

@@ -134,6 +134,9 @@ def train(
     min_samples_leaf: int = typer.Option(
         _default("min_samples_leaf"), "--min-samples-leaf", help="Fewest rows in a leaf."
     ),
+    max_samples: float = typer.Option(
+        _default("max_samples"), "--max-samples", min=0.01, max=1.0, help="Share of the rows each tree draws."
+    ),
     smote_ratio: float = typer.Option(_default("smote_ratio"), "--smote-ratio", help="SMOTE frauds per normal row."),
     smote_k_neighbors: int = typer.Option(_default("smote_k_neighbors"), "--smote-k", help="Neighbours SMOTE mixes."),
     time_encoding: TimeEncodingChoice = typer.Option(
@@ -157,6 +160,7 @@ def train(
         n_estimators=n_estimators,
         max_depth=max_depth or None,
         min_samples_leaf=min_samples_leaf,
+        max_samples=max_samples,
         smote_ratio=smote_ratio,
         smote_k_neighbors=smote_k_neighbors,
         time_encoding=time_encoding.value,

@@ -13,6 +13,7 @@ from imblearn.over_sampling import SMOTE
 from mlflow import MlflowClient
 
 from fraudstream.data.synth import write_synthetic
+from fraudstream.model.features import model_input
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES, LABEL_COLUMN
 from fraudstream.settings import Settings, load_settings
@@ -201,7 +202,9 @@ def test_the_production_model_reproduces_the_runs_test_predictions(
     np.testing.assert_array_equal(answer["fraudulent"].astype(int), logged["flagged"])
 
     sklearn_model = mlflow.sklearn.load_model(settings.model_uri)  # skops, with the trusted types recorded
-    np.testing.assert_allclose(sklearn_model.predict_proba(features)[:, 1], logged["score"], atol=1e-5)
+    forest_view = pd.DataFrame(model_input(features.to_numpy(), served.time_encoding), columns=features.columns)
+    assert served.time_encoding == TrainConfig().time_encoding
+    np.testing.assert_allclose(sklearn_model.predict_proba(forest_view)[:, 1], logged["score"], atol=1e-5)
 
 
 def test_a_worse_model_that_passes_the_gate_is_registered_not_promoted(
