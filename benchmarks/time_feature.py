@@ -30,7 +30,7 @@ from fraudstream.model.serving import FraudModel
 from fraudstream.settings import load_settings
 from trainer.config import TrainConfig
 from trainer.evaluate import evaluate
-from trainer.service import Data, LogReporter, fit_and_measure, hold_out
+from trainer.stages import Data, LogReporter, fit_and_measure, hold_out
 
 SHIFT_S = 2 * 86_400
 

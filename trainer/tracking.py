@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fraudstream.schemas import FEATURES, LABEL_COLUMN
 from fraudstream.settings import Settings
-from trainer import model_dir
+from trainer import model_dir, plots
+from trainer.champion import HoldoutRecord
 from trainer.exceptions import TrainingError
-from trainer.pipeline import SKOPS_TRUSTED_TYPES
+from trainer.pipeline import MODEL_PARAMS, SKOPS_TRUSTED_TYPES
+from trainer.split import CONTENT_SCHEME
 
 if TYPE_CHECKING:
     from imblearn.pipeline import Pipeline
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
 
     from fraudstream.model.features import TimeEncoding
     from fraudstream.model.profile import ReferenceProfile
+    from trainer.config import TrainConfig
+    from trainer.split import Splits
+    from trainer.stages import Data, Fitted
 
 MODEL_ARTIFACT = "model"
 PREDICTIONS_ARTIFACT = "evaluation/test_predictions.csv"
@@ -129,6 +135,92 @@ def log_model(
         pip_requirements=model_requirements(),
     )
     return info.model_uri
+
+
+def run_params(config: TrainConfig, data: Data, splits: Splits) -> dict[str, object]:
+    """The parameters that applied to this run, and only those."""
+    record = HoldoutRecord(
+        kind=splits.kind,
+        share=splits.share,
+        data_sha256=data.summary.sha256,
+        scheme=CONTENT_SCHEME if splits.kind == "content" else None,
+    )
+    values = config.model_dump(mode="json")
+    params: dict[str, object] = {**record.params(), "folds": config.folds}
+    params |= {name: values[name] for name in MODEL_PARAMS}
+    params |= {"n_jobs": config.n_jobs, "bootstrap_rounds": config.bootstrap_rounds}
+    if data.choice.synthetic and config.data is None:
+        params["synthetic_rows"] = config.synthetic_rows
+    return params
+
+
+def log_run(config: TrainConfig, data: Data, splits: Splits, candidate: Fitted, seconds: dict[str, float]) -> str:
+    """The MLflow logging block: parameters, datasets, metrics, figures, predictions and the model."""
+    import mlflow
+
+    g, summary, evaluation, threshold = candidate.gate, data.summary, candidate.evaluation, candidate.threshold
+    mlflow.log_params({**run_params(config, data, splits), "min_f1": g.min_f1, "gate_rule": g.rule})
+    mlflow.set_tags(
+        {
+            "data.path": str(data.choice.path),
+            "data.synthetic": str(data.choice.synthetic).lower(),
+            "data.sha256": summary.sha256,
+        }
+    )
+    columns = [*FEATURES, LABEL_COLUMN]
+    log_datasets(
+        {
+            "training": data.frame.iloc[splits.train.rows][columns],
+            "holdout": data.frame.iloc[splits.test.rows][columns],
+        },
+        source=str(data.choice.path),
+        sha256=summary.sha256,
+        label=LABEL_COLUMN,
+    )
+    log_json(
+        {
+            "path": str(data.choice.path),
+            "synthetic": data.choice.synthetic,
+            "rows": summary.rows,
+            "frauds": summary.frauds,
+            "sha256": summary.sha256,
+            "splits": splits.sizes(),
+        },
+        "dataset_summary.json",
+    )
+    mlflow.log_metrics(
+        {
+            **evaluation.metrics(),
+            "gate_p_f1_at_least_min": g.p_at_least_min,
+            "threshold": threshold.threshold,
+            "oof_f1": threshold.f1,
+            "oof_precision": threshold.precision,
+            "oof_recall": threshold.recall,
+            "oof_pr_auc": threshold.pr_auc,
+            "onnx_max_abs_diff": candidate.onnx_diff,
+            "oof_seconds": seconds["oof"],
+            "fit_seconds": seconds["fit"],
+            "dataset_rows": summary.rows,
+            "dataset_frauds": summary.frauds,
+        }
+    )
+    log_figures(
+        {
+            "pr_curve": plots.pr_curve(splits.test.y, candidate.test_scores, evaluation),
+            "confusion_matrix": plots.confusion_matrix(evaluation),
+            "feature_importances": plots.feature_importances(
+                FEATURES, candidate.pipeline.steps[-1][1].feature_importances_
+            ),
+        }
+    )
+    log_test_predictions(splits.test.rows, splits.test.y, candidate.test_scores, threshold.threshold)
+    return log_model(
+        candidate.pipeline,
+        ServingFacts(threshold.threshold, candidate.onnx_diff, config.time_encoding),
+        candidate.onnx_bytes,
+        candidate.profile,
+        splits.test.X.head(5).reset_index(drop=True),
+    )
 
 
 def register(

@@ -154,8 +154,9 @@ def test_a_holdout_with_too_few_frauds_is_refused_before_any_fit(tmp_path: Path)
 
 def test_only_the_parameters_that_applied_are_logged(learnable_csv: Path) -> None:
     from fraudstream.data.source import DatasetChoice
-    from trainer.service import Data, run_params
     from trainer.split import split_dataset
+    from trainer.stages import Data
+    from trainer.tracking import run_params
 
     frame = pd.read_csv(learnable_csv)
     splits = split_dataset(frame, kind="time", share=0.25)
