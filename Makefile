@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format broker-up broker-down clean
+.PHONY: setup browser demo test lint format broker-up broker-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "fraudstream needs Python 3.10 or newer")'
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 setup: $(STAMP)  ## create .venv with the app and its test tools
+
+browser:  ## Debian's chromium for the browser tests (Playwright drives it; they skip without one)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  echo "no chromium installed (needs root for apt-get): the browser tests will skip"
 
 demo: $(STAMP)  ## run the whole system end to end (ARGS="--rows 5000 --keep-running" to change it)
 	$(BIN)/fraudstream demo $(ARGS)

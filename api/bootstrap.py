@@ -6,9 +6,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from api.feedback import FeedbackPublisher
 from api.metrics import ApiMetrics
 from api.model_service import MlflowRunMetrics, ModelService, RunMetricsSource
-from api.sink import AlertSink, ConsumerFactory, kafka_consumer
+from api.sink import AlertSink, ConsumerFactory, ProducerFactory, kafka_consumer, kafka_producer
 from api.sink_thread import SinkThread
 from api.store import AlertRepository
 from fraudstream.model.watcher import ModelWatcher, VersionSource
@@ -27,9 +28,11 @@ class ApiServices:
     metrics: ApiMetrics
     sink: SinkThread | None
     api_key: bytes | None
+    feedback: FeedbackPublisher | None = None
 
     async def start(self) -> None:
-        """Create the store's table, load the serving model (if any), then start the watcher and the sink."""
+        """Create the store's tables, load the serving model (if any), then start the watcher, the sink and the
+        verdicts' publisher."""
         await asyncio.to_thread(self.store.create_schema)
         await asyncio.to_thread(self.models.refresh)
         model = self.models.current  # the refresh told the metrics which version serves
@@ -40,11 +43,15 @@ class ApiServices:
         self.models.start()
         if self.sink is not None:
             self.sink.start()
+        if self.feedback is not None:
+            self.feedback.start()
 
     async def stop(self) -> None:
         self.models.stop()
         if self.sink is not None:
             await asyncio.to_thread(self.sink.stop)
+        if self.feedback is not None:
+            await asyncio.to_thread(self.feedback.stop)
         await asyncio.to_thread(self.store.engine.dispose)
 
 
@@ -57,9 +64,13 @@ def bootstrap(
     run_sink: bool | None = None,
     run_metrics: RunMetricsSource | None = None,
     consumer_factory: ConsumerFactory | None = None,
+    feedback: FeedbackPublisher | None = None,
+    run_feedback: bool = True,
+    producer_factory: ProducerFactory | None = None,
 ) -> ApiServices:
     """Wire the API for ``settings``. Unset parts are the real ones: the MLflow registry named in the settings,
-    the store at ``settings.alert_store``, and the in-process sink when ``settings.api_run_sink``."""
+    the store at ``settings.alert_store``, the in-process sink when ``settings.api_run_sink``, and the publisher of
+    verdicts to fraud-feedback (unless ``run_feedback`` is False)."""
     metrics = ApiMetrics()
     if watcher is None:
         if registry is None:
@@ -73,7 +84,18 @@ def bootstrap(
     store = store or AlertRepository.from_url(settings.alert_store)
     sink = None
     if settings.api_run_sink if run_sink is None else run_sink:
-        alert_sink = AlertSink(settings, store, observer=metrics, consumer_factory=consumer_factory or kafka_consumer)
+        alert_sink = AlertSink(
+            settings,
+            store,
+            observer=metrics,
+            consumer_factory=consumer_factory or kafka_consumer,
+            producer_factory=producer_factory or kafka_producer,
+        )
         sink = SinkThread(alert_sink)
     key = settings.api_key.get_secret_value().encode("utf-8") if settings.api_key else None
-    return ApiServices(settings=settings, models=models, store=store, metrics=metrics, sink=sink, api_key=key)
+    publisher = feedback
+    if publisher is None and run_feedback:
+        publisher = FeedbackPublisher(settings, store.feedback)
+    return ApiServices(
+        settings=settings, models=models, store=store, metrics=metrics, sink=sink, api_key=key, feedback=publisher
+    )

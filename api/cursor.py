@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from fraudstream.rules import MAX_ID_CHARS, PRINTABLE_ID
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -22,13 +24,17 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
-        """The cursor a page handed out; ValueError when ``token`` is not one."""
+        """The cursor a page handed out; ValueError when ``token`` is not one (tampered, truncated, or naming an id
+        no transaction can have)."""
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             event_time, transaction_id = json.loads(raw.decode("utf-8"))
             moment = datetime.fromisoformat(event_time)
             if moment.tzinfo is None or not isinstance(transaction_id, str):
                 raise ValueError("incomplete cursor")
+            if not 0 < len(transaction_id) <= MAX_ID_CHARS:
+                raise ValueError("not a transaction id")
+            PRINTABLE_ID(transaction_id)  # no id the store holds has control characters or lone surrogates
             moment = moment.astimezone(timezone.utc)
         except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, OverflowError) as exc:
             raise ValueError("not a cursor returned by GET /alerts") from exc

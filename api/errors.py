@@ -2,8 +2,8 @@
 
 * A request that does not validate is 422 in FastAPI's standard shape (``detail``: a list of ``loc``, ``msg``,
   ``type``, ``input``), each error also naming its ``field`` (``V3``, ``transactions.4.Amount``, ``limit``). The
-  echoed input is made JSON-safe: NaN and infinity are what a client may send, and they must not turn a 422 into a
-  500 on the way out.
+  echoed input is made JSON-safe: NaN, infinity and lone surrogates (``"\ud800"`` is valid JSON, but no UTF-8)
+  are what a client may send, and they must not turn a 422 into a 500 on the way out.
 * A FraudstreamError is mapped by its class (404, 503...); anything else of ours is a 500 with its message.
 """
 
@@ -52,17 +52,27 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats written as strings ("nan", "inf") and bytes decoded (undecodable bytes
-    replaced), so the 422 body can always be JSON."""
+    """``value`` with non-finite floats written as strings ("nan", "inf"), bytes decoded (undecodable bytes
+    replaced) and lone surrogates escaped (``\ud800``), so the 422 body can always be UTF-8 JSON."""
+    if isinstance(value, str):
+        return _utf8_safe(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
+        return {json_safe(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(item) for item in value]
     return value
+
+
+def _utf8_safe(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def validation_detail(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -83,11 +93,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _invalid_input(request: Request, exc: InvalidInputError) -> JSONResponse:
     loc = [exc.location, *exc.field.split(".")]
     error = {"type": "value_error", "loc": loc, "msg": exc.message, "field": exc.field}
-    return JSONResponse(status_code=422, content={"detail": [error]})
+    return JSONResponse(status_code=422, content={"detail": [json_safe(error)]})
 
 
 async def _fraudstream_error(request: Request, exc: FraudstreamError) -> JSONResponse:
     status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
     if status >= 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc)
-    return JSONResponse(status_code=status, content={"detail": str(exc)})
+    return JSONResponse(status_code=status, content={"detail": _utf8_safe(str(exc))})

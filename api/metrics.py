@@ -40,7 +40,7 @@ class ApiMetrics:
         )
         self.alerts_invalid = Counter(
             "fraudstream_api_alerts_invalid",
-            "Messages on the alerts topic that are not valid alerts (logged and skipped).",
+            "Messages on the alerts topic the store cannot hold (sent to the sink's dead-letter topic).",
             registry=self.registry,
         )
         self.sink_lag = Gauge(
@@ -48,6 +48,9 @@ class ApiMetrics:
         )
         self.model_info = Gauge(
             "fraudstream_api_model_info", "The serving model (value 1).", ["name", "version"], registry=self.registry
+        )
+        self.verdicts = Counter(
+            "fraudstream_api_verdicts", "Analysts' verdicts stored, by verdict.", ["verdict"], registry=self.registry
         )
         self._fraud = self.predictions.labels(outcome="fraud")
         self._legit = self.predictions.labels(outcome="legit")
@@ -67,6 +70,9 @@ class ApiMetrics:
         """Point the model info series at the version now serving."""
         self.model_info.clear()
         self.model_info.labels(name=name, version=version).set(1)
+
+    def verdict(self, verdict: str) -> None:
+        self.verdicts.labels(verdict=verdict).inc()
 
     # ---- the sink's observer --------------------------------------------------------------------------------
     def stored(self, count: int) -> None:

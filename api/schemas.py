@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from fraudstream.schemas import SEED_EXAMPLE, Alert, TransactionFeatures
+from fraudstream.model.explain import describe
+from fraudstream.schemas import SEED_EXAMPLE, Alert, Explanation, Reason, TransactionFeatures, Verdict
 
 HARD_MAX_BATCH = 100_000
 """The largest FRAUD_API_MAX_BATCH accepts; the configured limit is checked in the route."""
+
+
+class ReasonPublic(Reason):
+    """A reason code, with the plain-words line the console shows."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)  # an answer read back in: its text is derived again
+
+    @computed_field(description="e.g. V14 = -9.8, lower than 99.9% of training rows, raised the score by 0.31")
+    def text(self) -> str:
+        return describe(self)
+
+
+class ExplanationPublic(Explanation):
+    """Why the model scored it so: the features that raised the score most, and how they were computed."""
+
+    reasons: list[ReasonPublic]  # type: ignore[assignment]
 
 
 class PredictionPublic(BaseModel):
@@ -20,6 +37,9 @@ class PredictionPublic(BaseModel):
     score: float = Field(description="Fraud probability from the model.")
     threshold: float = Field(description="The serving model's decision threshold.")
     model_version: str = Field(description="Registered version of the model that scored it.")
+    explanation: ExplanationPublic | None = Field(
+        None, description="Reason codes: for a fraudulent answer, or any answer with ?explain=true; else null."
+    )
 
 
 class PredictionsPublic(BaseModel):
@@ -39,12 +59,69 @@ class TransactionBatch(BaseModel):
     transactions: list[TransactionFeatures] = Field(min_length=1, max_length=HARD_MAX_BATCH)
 
 
-class AlertPublic(Alert):
-    """A stored alert: the alert message's fields and when the sink first stored it."""
+class VerdictPublic(BaseModel):
+    """An analyst's current verdict on an alert."""
 
     model_config = ConfigDict(from_attributes=True)
 
+    verdict: Verdict
+    analyst: str
+    note: str | None
+    decided_at: datetime
+
+
+class AlertPublic(Alert):
+    """A stored alert: the alert message's fields, when the sink first stored it, and the analyst's verdict."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    explanation: ExplanationPublic | None = None
     stored_at: datetime
+    verdict: VerdictPublic | None = Field(None, description="The current verdict; null until an analyst decides.")
+
+    def message(self) -> Alert:
+        """The alert as it was on the fraud-alerts topic (without what the store and the API add)."""
+        fields = self.model_dump(
+            include=set(Alert.model_fields), exclude={"explanation": {"reasons": {"__all__": {"text"}}}}
+        )
+        return Alert.model_validate(fields)
+
+
+class FeedbackIn(BaseModel):
+    """An analyst's verdict on an alert."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"verdict": "fraud", "analyst": "ana", "note": "card reported stolen"}]},
+    )
+
+    verdict: Verdict
+    analyst: str = Field(min_length=1, max_length=200, description="Who decided.")
+    note: str | None = Field(None, max_length=2000)
+
+
+class FeedbackPublic(BaseModel):
+    """A stored verdict, and where it is on the fraud-feedback topic once produced."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    feedback_id: int
+    transaction_id: str
+    verdict: Verdict
+    analyst: str
+    note: str | None
+    decided_at: datetime
+    model_version: str
+    published: bool = Field(description="On fraud-feedback already; if not yet, it is produced in the background.")
+    topic_partition: int | None
+    topic_offset: int | None
+
+
+class FeedbackHistoryPublic(BaseModel):
+    """Every verdict on one alert, oldest first; the last one is the current verdict."""
+
+    data: list[FeedbackPublic]
+    count: int
 
 
 class AlertsPublic(BaseModel):
@@ -58,6 +135,14 @@ class AlertsPublic(BaseModel):
 class VersionCount(BaseModel):
     model_version: str
     count: int
+    reviewed: int = Field(0, description="Alerts of this version with a verdict.")
+    confirmed_fraud: int = Field(0, description="Reviewed alerts the analysts called fraud.")
+    confirmed_precision: float | None = Field(None, description="confirmed_fraud / reviewed; null before any review.")
+
+
+class MinuteCount(BaseModel):
+    minute: datetime = Field(description="Start of the UTC minute of the alerts' scored_at.")
+    count: int
 
 
 class HourCount(BaseModel):
@@ -65,10 +150,20 @@ class HourCount(BaseModel):
     count: int
 
 
+class FeedbackCountsPublic(BaseModel):
+    stored: int = Field(description="Verdicts stored (every one, replaced ones too).")
+    pending: int = Field(description="Stored verdicts not yet on fraud-feedback.")
+
+
 class AlertStatsPublic(BaseModel):
     total: int
+    reviewed: int = Field(description="Alerts with a verdict.")
+    by_verdict: dict[str, int] = Field(description="Alerts by current verdict: none, fraud, legitimate.")
     by_model_version: list[VersionCount]
     by_hour: list[HourCount]
+    by_minute: list[MinuteCount] = Field(description="Alerts scored in each of the last 60 minutes, oldest first.")
+    score_histogram: list[int] = Field(description="Alerts per score bin of width 0.05, from [0, 0.05) up.")
+    feedback: FeedbackCountsPublic
 
 
 class ModelPublic(BaseModel):
@@ -95,7 +190,9 @@ class CheckPublic(BaseModel):
 class SinkCheckPublic(CheckPublic):
     lag: int | None = Field(None, description="Alerts on the topic not yet stored; null while unknown.")
     stored: int = 0
-    invalid: int = 0
+    invalid: int = Field(0, description="Messages the store could not hold (each sent to the sink's DLQ).")
+    partitions: int = Field(0, description="Partitions of the alerts topic this sink holds.")
+    dead_lettered: int = Field(0, description="Dead letters written to FRAUD_TOPIC_SINK_DLQ.")
 
 
 class ReadinessPublic(BaseModel):
@@ -103,3 +200,24 @@ class ReadinessPublic(BaseModel):
     model: CheckPublic
     store: CheckPublic
     sink: SinkCheckPublic
+
+
+class ErrorPublic(BaseModel):
+    """An error answer: what went wrong, in one line."""
+
+    detail: str
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(description='Where: "body", "query" or "path", then the field\'s path.')
+    msg: str
+    type: str = Field(description="A stable label of the problem (missing, duplicate_key, timestamp_range...).")
+    field: str = Field(description="The field at fault, e.g. V3, transactions.4.Amount, cursor.")
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorPublic(BaseModel):
+    """422: every problem found, each naming its field."""
+
+    detail: list[ValidationErrorItem]

@@ -1,9 +1,10 @@
 """Access control and request size: the optional API key, and a limit on request bodies.
 
 Both are plain ASGI middleware: they cost a few microseconds a request (a FastAPI dependency tree on the /predict
-path costs ~50 us), and the key check denies by default: with FRAUD_API_KEY set, every path but OPEN_PATHS needs
-the key, including the docs, the schema, /metrics, unknown paths and routes added later. The key travels as
-``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` and is compared in constant time.
+path costs ~50 us), and the key check denies by default: with FRAUD_API_KEY set, every path but OPEN_PATHS (the
+probes, and the static pages of the docs and the console) needs the key, including the schema, /metrics, unknown
+paths and routes added later. The key travels as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` and is
+compared in constant time.
 
 The body limit refuses a declared ``Content-Length`` over the limit before the app runs, and counts the bytes
 actually received too (a chunked body has no length to declare).
@@ -19,8 +20,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-"""Probes answer without the key, so an orchestrator needs no secret."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/redoc", "/console", "/console/"})
+"""Probes answer without the key, so an orchestrator needs no secret; so do the pages of the docs and the console,
+which are static, hold no data, and ask for the key before their first call (/openapi.json stays protected)."""
+OPEN_PREFIXES = ("/console/assets/", "/docs/assets/")
+"""Static assets of those pages (scripts, styles), served from the package: no data behind them either."""
 UNAUTHORIZED_DETAIL = "a valid API key is required: send it as X-API-Key or Authorization: Bearer"
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The key in FRAUD_API_KEY."},
@@ -28,7 +32,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 
-async def _send_json(send: Send, status: int, detail: str, extra_headers: list[tuple[bytes, bytes]]) -> None:
+async def send_json_error(send: Send, status: int, detail: str, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    """A JSON error answer `{"detail": ...}` sent straight from an ASGI middleware."""
     body = json.dumps({"detail": detail}).encode("utf-8")
     headers = [
         (b"content-type", b"application/json"),
@@ -67,7 +72,7 @@ class ApiKeyMiddleware:
         if supplied is not None and hmac.compare_digest(supplied, self.key):
             await self.app(scope, receive, send)
             return
-        await _send_json(send, 401, UNAUTHORIZED_DETAIL, [(b"www-authenticate", b"Bearer")])
+        await send_json_error(send, 401, UNAUTHORIZED_DETAIL, [(b"www-authenticate", b"Bearer")])
 
     @staticmethod
     def _open(scope: Scope) -> bool:
@@ -75,7 +80,7 @@ class ApiKeyMiddleware:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        return path in OPEN_PATHS
+        return path in OPEN_PATHS or (path.startswith(OPEN_PREFIXES) and ".." not in path)
 
 
 def document_security(schema: dict[str, Any]) -> dict[str, Any]:
@@ -140,4 +145,4 @@ class BodySizeLimitMiddleware:
 
     async def _refuse(self, send: Send) -> None:
         detail = BodyTooLargeError(self.max_bytes).detail
-        await _send_json(send, 413, str(detail), [(b"connection", b"close")])
+        await send_json_error(send, 413, str(detail), [(b"connection", b"close")])

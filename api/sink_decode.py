@@ -1,8 +1,8 @@
-"""Turn a message of the alerts topic into an Alert the store can hold, or say (in the log) why it cannot."""
+"""Turn a message of the alerts topic into an Alert the store can hold, or say why it cannot (for the sink's DLQ)."""
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,33 +10,36 @@ from pydantic import ValidationError
 from api.store import utc
 from fraudstream.schemas import Alert
 
-log = logging.getLogger(__name__)
+INVALID_ALERT = "invalid_alert"
+UNSTORABLE_TIME = "unstorable_time"
+STORE_REFUSED = "store_refused"
 
 
-def decode_alert(message: Any) -> Alert | None:
-    """The message as an Alert, or None (logged with where it sits and why) when it is not a valid one."""
-    problem: tuple[str, str] | None = None
+@dataclass(frozen=True)
+class AlertProblem:
+    """Why a message cannot be stored: ``kind`` a stable label, ``field`` where, ``reason`` one readable line."""
+
+    kind: str
+    field: str
+    reason: str
+
+
+def decode_alert(message: Any) -> Alert | AlertProblem:
+    """The message as an Alert, or the AlertProblem that sends it to the sink's dead-letter topic."""
     try:
         alert = Alert.model_validate_json(message.value() or b"")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        problem = (".".join(str(part) for part in first["loc"]) or "message", first["msg"])
-    else:
-        problem = unstorable(alert)
-        if problem is None:
-            return alert
-    log.warning(
-        "invalid alert skipped",
-        extra={"partition": message.partition(), "offset": message.offset(), "field": problem[0], "reason": problem[1]},
-    )
-    return None
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "message"
+        return AlertProblem(INVALID_ALERT, field, f"field {field!r}: {first['msg']}"[:400])
+    return unstorable(alert) or alert
 
 
-def unstorable(alert: Alert) -> tuple[str, str] | None:
+def unstorable(alert: Alert) -> AlertProblem | None:
     """What the schema lets through but no store should hold: a time beyond the range of UTC timestamps."""
     for name in ("event_time", "scored_at"):
         try:
             utc(getattr(alert, name))
         except OverflowError:
-            return name, "is out of the range of UTC timestamps"
+            return AlertProblem(UNSTORABLE_TIME, name, f"field {name!r} is out of the range of UTC timestamps")
     return None

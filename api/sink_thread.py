@@ -1,4 +1,8 @@
-"""The alert sink inside the API process: a daemon thread the app's lifespan starts and stops."""
+"""The alert sink inside the API process: a daemon thread the app's lifespan starts and stops.
+
+Kafka errors never stop the sink (it rides out outages and replaces its consumer); should it stop on anything
+else (a bug), the thread logs it, /readyz reports it, and the sink starts again after a back-off.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from api.sink import AlertSink
 
 log = logging.getLogger(__name__)
 
+RESTART_BACKOFF_S = (1.0, 30.0)
+
 
 class SinkThread:
     """Runs an AlertSink in a daemon thread inside the API process; ``stop()`` ends it after the current batch."""
@@ -17,6 +23,7 @@ class SinkThread:
         self.sink = sink
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.restarts = 0
 
     @property
     def alive(self) -> bool:
@@ -28,12 +35,18 @@ class SinkThread:
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            self.sink.run(self._stop)
-        except Exception:
-            log.exception("the alert sink stopped on an error; /readyz reports it")
+        backoff, longest = RESTART_BACKOFF_S
+        while not self._stop.is_set():
+            try:
+                self.sink.run(self._stop)
+            except Exception:
+                log.exception("the alert sink stopped on an error (/readyz reports it); restarting in %.0f s", backoff)
+                if self._stop.wait(backoff):
+                    return
+                self.restarts += 1
+                backoff = min(backoff * 2, longest)
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

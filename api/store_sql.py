@@ -27,15 +27,56 @@ alerts_table = sa.Table(
     sa.Column("amount", sa.Float, nullable=False),
     sa.Column("label", sa.SmallInteger, nullable=True),
     sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+    # Added with reason codes and verdicts (nullable: create_schema adds them to an older table).
+    sa.Column("features", sa.JSON, nullable=True),
+    sa.Column("explanation", sa.JSON, nullable=True),
+    sa.Column("verdict", sa.String(16), nullable=True),
+    sa.Column("verdict_analyst", sa.String(), nullable=True),
+    sa.Column("verdict_note", sa.Text, nullable=True),
+    sa.Column("verdict_at", sa.DateTime(timezone=True), nullable=True),
     # The page order (newest first, transaction id as tiebreak) is this index read backwards.
     sa.Index("ix_alerts_event_time_transaction_id", "event_time", "transaction_id"),
     sa.Index("ix_alerts_model_version", "model_version"),
+    sa.Index("ix_alerts_verdict", "verdict"),
 )
 
+VERDICT_COLUMNS: tuple[str, ...] = ("verdict", "verdict_analyst", "verdict_note", "verdict_at")
+"""The current verdict, written by POST /alerts/{id}/feedback only (its history is in ``feedback``)."""
+
 UPDATED_ON_CONFLICT: tuple[str, ...] = tuple(
-    column.name for column in alerts_table.columns if column.name not in ("transaction_id", "stored_at")
+    column.name
+    for column in alerts_table.columns
+    if column.name not in ("transaction_id", "stored_at", *VERDICT_COLUMNS)
 )
-"""A redelivered or re-scored alert refreshes every field but the key and the time it was first stored."""
+"""A redelivered or re-scored alert refreshes every field but the key, the time it was first stored and the verdict."""
+
+feedback_table = sa.Table(
+    "feedback",
+    metadata,
+    # The verdicts' history and the outbox of the fraud-feedback topic: a row is published once it has an offset.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("transaction_id", sa.String(), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("analyst", sa.String(), nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_name", sa.String(), nullable=False),
+    sa.Column("model_version", sa.String(), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("topic_partition", sa.Integer, nullable=True),
+    sa.Column("topic_offset", sa.BigInteger, nullable=True),
+    sa.Index("ix_feedback_transaction_id", "transaction_id", "id"),
+    sa.Index("ix_feedback_published_at", "published_at"),
+)
+
+leases_table = sa.Table(
+    "leases",
+    metadata,
+    # One named lease per job that only one process may run at a time (the fraud-feedback publisher).
+    sa.Column("name", sa.String(), primary_key=True),
+    sa.Column("holder", sa.String(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
 
 
 def upsert_statement(dialect: str) -> Any | None:
@@ -60,3 +101,35 @@ def hour_bucket(dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement
     if dialect == "postgresql":
         return sa.func.date_trunc("hour", sa.func.timezone("UTC", column))
     return None
+
+
+def minute_bucket(dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any] | None:
+    """The start of the UTC minute of ``column`` in SQL; None where the store buckets in Python instead."""
+    if dialect == "sqlite":
+        return sa.func.strftime("%Y-%m-%dT%H:%M:00", column)
+    if dialect == "postgresql":
+        return sa.func.date_trunc("minute", sa.func.timezone("UTC", column))
+    return None
+
+
+def score_bin(dialect: str, column: sa.ColumnElement[Any], bins: int) -> sa.ColumnElement[Any] | None:
+    """The histogram bin (0..bins-1) of a score in [0, 1] in SQL; None where the store bins in Python instead."""
+    scaled = column * bins
+    if dialect == "sqlite":  # CAST truncates toward zero in SQLite (scores are never negative)
+        return sa.func.min(sa.cast(scaled, sa.Integer), bins - 1)
+    if dialect == "postgresql":  # PostgreSQL's CAST rounds: floor first
+        return sa.func.least(sa.cast(sa.func.floor(scaled), sa.Integer), bins - 1)
+    return None
+
+
+def missing_columns(conn: sa.Connection, table: sa.Table) -> list[sa.Column[Any]]:
+    """Columns of ``table`` that the database's copy lacks (a table created by an older release)."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+    return [column for column in table.columns if column.name not in present]
+
+
+def add_column(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
+    """ALTER TABLE ... ADD COLUMN for a nullable column, typed for the connection's dialect."""
+    quote = conn.dialect.identifier_preparer.quote
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"))

@@ -56,8 +56,8 @@ def broker(home: Path) -> Iterator[str]:
     if os.environ.get("FRAUD_KAFKA_BOOTSTRAP"):
         yield os.environ["FRAUD_KAFKA_BOOTSTRAP"]
         return
-    from fraudstream.kafka.launcher import LocalBroker
-    from fraudstream.kafka.processes import free_port
+    from fraudstream.kafka.local.broker import LocalBroker
+    from fraudstream.kafka.local.processes import free_port
 
     cache = Path(os.environ.get("FRAUD_KAFKA_CACHE_DIR") or Settings.model_fields["kafka_cache_dir"].default)
     local = LocalBroker(port=free_port(), home=home / "kafka", cache_dir=cache)
@@ -274,6 +274,226 @@ def latency_run(settings: Settings, csv: Path, rate: float) -> np.ndarray:
     return np.array(latencies)
 
 
+# ---- reason codes (issue #13): throughput with explanations off and on, at the natural fraud rate and in a burst ----
+NATURAL_FRAUD_RATE = 0.0017
+BURST_FRAUD_RATE = 0.10
+
+
+@dataclass(frozen=True)
+class ExplanationRun:
+    stream: str
+    fraud_rate: float
+    off: list[float]
+    on: list[float]
+    methods: dict[str, int]
+    cpu: tuple[float, float, int] = (0.0, 0.0, 0)
+    """score_batch alone on one batch: (ms off, ms on, alerts)."""
+
+    @property
+    def cpu_cost(self) -> float:
+        return self.cpu[1] / self.cpu[0] - 1.0 if self.cpu[0] else 0.0
+
+    @property
+    def loss(self) -> float:
+        """Share of the throughput lost with explanations on (median runs)."""
+        return 1.0 - float(np.median(self.on)) / float(np.median(self.off))
+
+
+def explanation_stream(home: Path, data: BenchData, name: str, rows: int, fraud_rate: float, seed: int) -> Path:
+    """``rows`` transactions with ``fraud_rate`` of them real frauds (sampled with replacement), shuffled."""
+    train = pd.read_csv(data.train_csv)
+    fraud, normal = train[train["Class"] == 1], pd.read_csv(data.stream_csv).query("Class == 0")
+    frauds = fraud.sample(n=max(1, round(rows * fraud_rate)), replace=True, random_state=seed)
+    normals = normal.sample(n=rows - len(frauds), replace=len(normal) < rows - len(frauds), random_state=seed)
+    out = home / name
+    pd.concat([frauds, normals]).sample(frac=1.0, random_state=seed).to_csv(out, index=False, float_format="%.15g")
+    return out
+
+
+def scorer_with_ready_model(settings: Settings, rows: int) -> tuple[float, dict[str, int]]:
+    """(tx/s, alerts per explanation method) of a fresh scorer group over the whole topic; timed from holding the
+    partitions to the last commit, with the model (and its explainer, when on) loaded beforehand."""
+    import orjson
+    from confluent_kafka import Consumer
+
+    from scorer.bootstrap import bootstrap, build_watcher
+
+    run = settings.model_copy(update={"scorer_group_id": f"bench-explain-{uuid.uuid4().hex[:8]}"})
+    watcher = build_watcher(run)
+    watcher.poll(force=True)
+    model = watcher.current
+    assert model is not None
+    if model.explainer is not None:
+        model.explainer.wait()
+    stop = threading.Event()
+    scorer = bootstrap(run, stop=stop, watcher=watcher, create_topics=False)
+    thread = threading.Thread(target=scorer.run, daemon=True)
+    alerts_before = _end_offsets(run)
+    thread.start()
+    status = scorer.loop.status
+    while not status.partitions:
+        time.sleep(0.001)
+    started = time.perf_counter()
+    while status.consumed < rows:
+        time.sleep(0.001)
+        if not thread.is_alive():
+            raise SystemExit("the scorer stopped early")
+    elapsed = time.perf_counter() - started
+    stop.set()
+    thread.join()
+    methods: dict[str, int] = {}
+    reader = Consumer(consumer_config(run.kafka(), group_id=f"bench-read-{uuid.uuid4().hex[:8]}", client_id="bench"))
+    from confluent_kafka import TopicPartition
+
+    reader.assign([TopicPartition(run.topic_alerts, p, o) for p, o in alerts_before.items()])
+    idle = time.monotonic()
+    while time.monotonic() - idle < 2.0:
+        for message in reader.consume(1000, 0.2):
+            if message.error() is None:
+                explanation = orjson.loads(message.value()).get("explanation")
+                key = explanation["method"] if explanation else "none"
+                methods[key] = methods.get(key, 0) + 1
+                idle = time.monotonic()
+    reader.close()
+    return rows / elapsed, methods
+
+
+def _end_offsets(settings: Settings) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    reader = Consumer(consumer_config(settings.kafka(), group_id="bench-offsets", client_id="bench"))
+    try:
+        partitions = [TopicPartition(settings.topic_alerts, p) for p in range(settings.topic_partitions)]
+        return {tp.partition: reader.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+    finally:
+        reader.close()
+
+
+def explanation_benchmark(
+    settings: Settings, home: Path, data: BenchData, rows: int, repeat: int, version: str
+) -> list[ExplanationRun]:
+    """The scorer with explanations off and on, interleaved (off, on, off, on...) on the same topic and broker, at
+    the natural fraud rate and in a burst where 10% of the stream is fraud."""
+    from fraudstream.kafka.topics import ensure_topics, standard_topics
+
+    results = []
+    for name, rate in (("natural", NATURAL_FRAUD_RATE), ("burst", BURST_FRAUD_RATE)):
+        csv = explanation_stream(home, data, f"explain-{name}.csv", rows, rate, seed=5)
+        suffix = uuid.uuid4().hex[:8]
+        topics = {
+            "topic_transactions": f"bench-explain-{name}-{suffix}",
+            "topic_alerts": f"bench-explain-alerts-{name}-{suffix}",
+        }
+        run = settings.model_copy(update=topics)
+        ensure_topics(run.kafka(), standard_topics(run))
+        replay_all(run, csv)
+        off: list[float] = []
+        on: list[float] = []
+        methods: dict[str, int] = {}
+        scorer_with_ready_model(run, rows)  # warm-up
+        for _ in range(repeat):
+            off.append(scorer_with_ready_model(run.model_copy(update={"explain_enabled": False}), rows)[0])
+            rate_on, seen = scorer_with_ready_model(run.model_copy(update={"explain_enabled": True}), rows)
+            on.append(rate_on)
+            methods = seen
+        cpu = explanation_cpu_cost(run, version, csv)
+        results.append(ExplanationRun(name, rate, off, on, methods, cpu))
+    return results
+
+
+@dataclass(frozen=True)
+class _Message:
+    """What score_batch reads of a consumed message."""
+
+    _value: bytes
+    _offset: int
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "bench"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def explanation_cpu_cost(settings: Settings, version: str, csv: Path, repeat: int = 15) -> tuple[float, float, int]:
+    """(ms off, ms on, alerts) of score_batch on one batch of the stream, no Kafka: the fastest of ``repeat``
+    interleaved runs each, so that other processes on the machine count as little as possible."""
+    from fraudstream.model.registry import ModelRegistry
+    from producer.encode import encode_row
+    from scorer.batch import score_batch
+
+    rows = pd.read_csv(csv).head(settings.scorer_batch_size)[list(FEATURES)].to_numpy().tolist()
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    messages = [_Message(encode_row(csv.name, i, row, 0, now).value, i) for i, row in enumerate(rows)]
+    off = ModelRegistry(settings.model_copy(update={"explain_enabled": False})).load(version)
+    on = ModelRegistry(settings.model_copy(update={"explain_enabled": True})).load(version)
+    assert on.explainer is not None
+    on.explainer.wait()
+    best = {"off": float("inf"), "on": float("inf")}
+    alerts = 0
+    for _ in range(repeat):
+        for name, model in (("off", off), ("on", on)):
+            started = time.perf_counter()
+            batch = score_batch(messages, model)
+            best[name] = min(best[name], (time.perf_counter() - started) * 1000)
+            alerts = len(batch.alerts)
+    return best["off"], best["on"], alerts
+
+
+def model_load_seconds(settings: Settings, version: str) -> tuple[float, float, float | None]:
+    """(seconds until a version scores with explanations off, with them on, until its explainer is ready)."""
+    from fraudstream.model.registry import ModelRegistry
+
+    started = time.perf_counter()
+    ModelRegistry(settings.model_copy(update={"explain_enabled": False})).load(version)
+    off = time.perf_counter() - started
+    started = time.perf_counter()
+    model = ModelRegistry(settings.model_copy(update={"explain_enabled": True})).load(version)
+    on = time.perf_counter() - started
+    if model.explainer is None:
+        return off, on, None
+    model.explainer.wait()
+    return off, on, time.perf_counter() - started
+
+
+def print_explanations(
+    results: list[ExplanationRun], loads: tuple[float, float, float | None], budget_ms: float
+) -> None:
+    print()
+    print(f"reason codes: the scorer with explanations off and on (exact TreeSHAP budget {budget_ms:g} ms a batch)")
+    for result in results:
+        target = 0.10 if result.stream == "natural" else 0.30
+        verdict = "met" if result.loss <= target else "NOT met"
+        print(
+            f"  {result.stream:<8} ({result.fraud_rate:.2%} fraud)  off {np.median(result.off):>9,.0f} tx/s  "
+            f"on {np.median(result.on):>9,.0f} tx/s  loss {result.loss:6.1%}  target <= {target:.0%}  {verdict}"
+        )
+        print(
+            f"           runs off {', '.join(f'{r:,.0f}' for r in result.off)}; "
+            f"on {', '.join(f'{r:,.0f}' for r in result.on)}; alerts by method (last run) {result.methods}"
+        )
+        off_ms, on_ms, alerts = result.cpu
+        print(
+            f"           CPU of one {alerts}-alert batch without Kafka (fastest of 15): off {off_ms:.1f} ms, "
+            f"on {on_ms:.1f} ms, +{result.cpu_cost:.1%}"
+        )
+    off, on, ready = loads
+    ready_text = "no explainer" if ready is None else f"explainer ready after {ready:.2f} s (in the background)"
+    print(f"  model load: scoring after {off:.2f} s without explanations, {on:.2f} s with them; {ready_text}")
+
+
 # ---- the report ---------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -284,6 +504,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="scorer batch size (default: the setting)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of our scorer (median and best shown)")
     parser.add_argument("--trees", type=int, default=100, help="trees of the benchmark forest")
+    parser.add_argument("--explain-rows", type=int, default=50_000, help="transactions of each reason-code stream")
+    parser.add_argument("--explain-repeat", type=int, default=3, help="runs off and on of each reason-code stream")
+    parser.add_argument("--skip-explanations", action="store_true", help="leave out the reason-code section")
+    parser.add_argument("--only-explanations", action="store_true", help="run the reason-code section alone")
     args = parser.parse_args()
     configure_logging("WARNING")
 
@@ -305,6 +529,15 @@ def main() -> None:
         data = make_data(home, args.rows, latency_rows=int(args.rate * args.latency_seconds))
         load = os.getloadavg()[0]
         version, model_text = train_model(settings, data.train_csv, args.trees)
+        if args.only_explanations:
+            loads = model_load_seconds(settings, version)
+            explained = explanation_benchmark(settings, home, data, args.explain_rows, args.explain_repeat, version)
+            print(f"\nfraudstream scorer benchmark, reason codes only: {settings.model_name} v{version} ({model_text})")
+            print(f"  data: {data.description}")
+            end_load = os.getloadavg()[0]
+            print(f"  machine: {os.cpu_count()} CPUs, load average {load:.1f} at start, {end_load:.1f} at end")
+            print_explanations(explained, loads, settings.explain_exact_budget_ms)
+            return
         replay_all(settings, data.stream_csv)
         our_scorer(settings, args.rows)  # warm-up, not counted: a fresh broker's JVM compiles its hot paths
         runs = [our_scorer(settings, args.rows) for _ in range(args.repeat - 1)]
@@ -314,6 +547,11 @@ def main() -> None:
         cpu_path = scorer_cpu_path(settings, version, data.stream_csv)
         sk_batch, sk_row = sklearn_reference(settings, version, data.stream_csv)
         latencies = latency_run(settings, data.latency_csv, args.rate)
+        explained: list[ExplanationRun] = []
+        loads: tuple[float, float, float | None] = (0.0, 0.0, None)
+        if not args.skip_explanations:
+            loads = model_load_seconds(settings, version)
+            explained = explanation_benchmark(settings, home, data, args.explain_rows, args.explain_repeat, version)
 
     batch = settings.scorer_batch_size
     rates = sorted(rate for rate, _, _ in runs)
@@ -361,6 +599,8 @@ def main() -> None:
         print(f"  p50 {p50:,.0f} ms   p99 {p99:,.0f} ms   max {latencies.max() * 1000:,.0f} ms")
     else:
         print("latency: no alert arrived")
+    if explained:
+        print_explanations(explained, loads, settings.explain_exact_budget_ms)
 
 
 if __name__ == "__main__":

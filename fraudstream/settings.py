@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         None, description="Bootstrap servers of an existing cluster. Unset: the local broker on 127.0.0.1."
     )
     kafka_local_port: Port = Field(9092, description="Port of the local broker started by `fraudstream kafka up`.")
+    kafka_local_nodes: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Nodes of the local Kafka (`fraudstream kafka up`): 3 runs a replicated cluster on one machine, "
+        "node i on FRAUD_KAFKA_LOCAL_PORT + i - 1.",
+    )
     kafka_cache_dir: Path = Field(
         Path.home() / ".cache" / "fraudstream" / "kafka",
         description="Where the local broker's jars are cached after the first download.",
@@ -73,8 +80,22 @@ class Settings(BaseSettings):
     topic_transactions: TopicName = Field("transactions", description="Topic the replay writes and the scorer reads.")
     topic_alerts: TopicName = Field("fraud-alerts", description="Topic of committed alerts (read it read_committed).")
     topic_dlq: TopicName = Field("transactions.dlq", description="Dead letters: bad messages, reason in a header.")
+    topic_feedback: TopicName = Field(
+        "fraud-feedback", description="Compacted topic of analysts' verdicts, keyed by transaction id."
+    )
+    topic_sink_dlq: TopicName = Field(
+        "fraud-alerts.dlq",
+        description="The alert sink's dead letters: alerts the store cannot hold (invalid, unstorable time, "
+        "refused row), with the reason in a header.",
+    )
     topic_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics fraudstream creates.")
-    topic_replication_factor: int = Field(1, ge=1, le=10, description="Replicas of topics fraudstream creates.")
+    topic_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Replicas of topics fraudstream creates (min.insync.replicas: 2 from 3 replicas on, else 1). "
+        "Unset: the local Kafka's node count, at most 3; with FRAUD_KAFKA_BOOTSTRAP, the cluster's default.",
+    )
 
     # ---- scorer --------------------------------------------------------------------------------------------
     scorer_group_id: GroupId = Field("fraudstream-scorer", description="Consumer group the scorers share.")
@@ -86,25 +107,46 @@ class Settings(BaseSettings):
         "often under load; at lower rates batches close at the timeout, so latency does not grow.",
     )
     scorer_batch_timeout_s: PositiveSeconds = Field(0.2, description="Longest wait to fill a batch.")
-    scorer_metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port of the scorer; 0 turns it off.")
+    scorer_metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the scorer's /metrics and /readyz; 0 turns them off."
+    )
+    scorer_metrics_host: str = Field(
+        "127.0.0.1", min_length=1, description="Interface of the scorer's metrics port (0.0.0.0 for all)."
+    )
     model_poll_interval_s: PositiveSeconds = Field(10.0, description="How often the registry alias is checked.")
     scorer_transactional_id: str | None = Field(
         None,
         min_length=1,
-        description="Stable transactional.id of this scorer replica (e.g. the pod name), so a restarted replica "
-        "fences its crashed predecessor at once. Unset: derived from the group, host and process id.",
+        description="Stable id of this scorer replica (e.g. the pod name): its transactional.id, so a restarted "
+        "replica fences its crashed predecessor at once, and its group.instance.id (static membership), so it "
+        "gets its partitions back at once. Unset: a transactional.id from the group, host and process id, and "
+        "dynamic membership (a restart after a crash waits for the session timeout).",
     )
     scorer_transaction_timeout_ms: int = Field(
         20_000, ge=1000, le=900_000, description="How long an abandoned scorer transaction may block readers."
     )
     scorer_session_timeout_ms: int = Field(
-        45_000,
+        10_000,
         ge=1000,
         le=3_600_000,
-        description="How long the group waits for a silent scorer (e.g. killed) before giving its partitions "
-        "to the others. The broker's group.min.session.timeout.ms (6 s by default) is the floor.",
+        description="How long the group waits for a silent scorer (killed, or stopped: a static member does not "
+        "leave) before its partitions move to the others. The broker's group.min.session.timeout.ms (6 s by "
+        "default) is the floor.",
     )
     scorer_status_interval_s: PositiveSeconds = Field(10.0, description="Seconds between the scorer's status lines.")
+
+    # ---- reason codes -------------------------------------------------------------------------------------
+    explain_enabled: bool = Field(
+        True, description="Attach reason codes to alerts and fraudulent /predict answers (loads the forest too)."
+    )
+    explain_top_k: int = Field(3, ge=1, le=30, description="Reasons per explanation: the features that raised it most.")
+    explain_exact_budget_ms: float = Field(
+        8.0,
+        ge=0,
+        le=60_000,
+        description="Time for exact TreeSHAP per scorer batch or API call (~4 ms a row for 100 trees); the rows "
+        "beyond it get the path approximation (Saabas, ~0.01 ms a row). Each explanation names its method.",
+    )
 
     # ---- MLflow and the model gate -------------------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(
@@ -140,13 +182,34 @@ class Settings(BaseSettings):
     api_port: Port = Field(8000, description="Port of the API.")
     api_key: SecretStr | None = Field(None, description="When set, every route but health needs this key.")
     api_max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted.")
+    api_body_timeout_s: PositiveSeconds = Field(
+        10.0, description="Longest wait for a whole request body to arrive; answered 408 after it."
+    )
     api_max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions in one /predict/batch call.")
     api_run_sink: bool = Field(True, description="Run the fraud-alerts sink inside the API process.")
     sink_group_id: GroupId = Field("fraudstream-alert-sink", description="Consumer group of the alert sink(s).")
+    sink_instance_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=249,
+        description="group.instance.id of this sink (static membership, e.g. the pod name; unique per replica): "
+        "a restarted sink gets its partitions back at once. Unset: dynamic membership.",
+    )
+    sink_session_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        le=3_600_000,
+        description="How long the sink group waits for a silent sink before its partitions move to the others.",
+    )
     sink_batch_size: int = Field(500, ge=1, le=100_000, description="Most alerts the sink stores in one write.")
     sink_batch_timeout_s: PositiveSeconds = Field(0.5, description="Longest wait of the sink to fill a batch.")
     api_ready_max_sink_lag: int | None = Field(
         None, ge=0, description="/readyz fails when the in-process sink lags more alerts than this. Unset: no limit."
+    )
+    feedback_publish_timeout_s: PositiveSeconds = Field(
+        5.0,
+        description="How long POST /alerts/{id}/feedback waits for fraud-feedback to take the verdict; a verdict "
+        "stored but not yet produced is retried in the background.",
     )
     alert_store_url: str | None = Field(
         None, description="SQLAlchemy URL of the alert store. Unset: a SQLite file in the state folder."
@@ -180,6 +243,18 @@ class Settings(BaseSettings):
         }
 
     @model_validator(mode="after")
+    def _local_cluster_fits(self) -> Settings:
+        last = self.kafka_local_port + self.kafka_local_nodes - 1
+        if last > 65535:
+            raise ValueError(
+                f"FRAUD_KAFKA_LOCAL_NODES={self.kafka_local_nodes} nodes from FRAUD_KAFKA_LOCAL_PORT="
+                f"{self.kafka_local_port} need ports up to {last}, beyond 65535"
+            )
+        if self.topic_replication_factor is None and self.uses_local_broker:
+            self.topic_replication_factor = min(self.kafka_local_nodes, 3)
+        return self
+
+    @model_validator(mode="after")
     def _sasl_complete(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
@@ -196,8 +271,14 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap is None
 
     @property
+    def kafka_local_ports(self) -> list[int]:
+        """The client ports of the local Kafka's nodes: FRAUD_KAFKA_LOCAL_PORT and the next ones."""
+        return [self.kafka_local_port + i for i in range(self.kafka_local_nodes)]
+
+    @property
     def bootstrap_servers(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_local_port}"
+        """FRAUD_KAFKA_BOOTSTRAP, else every node of the local Kafka (so a client survives any one of them down)."""
+        return self.kafka_bootstrap or ",".join(f"127.0.0.1:{port}" for port in self.kafka_local_ports)
 
     def kafka(self) -> KafkaConnection:
         """The typed connection options every Kafka client of this process is built from."""

@@ -1,4 +1,8 @@
-"""Cooperative stop on Ctrl-C / SIGTERM: long-running loops check ``stop.is_set()`` between units of work."""
+"""Cooperative stop on Ctrl-C / SIGTERM: long-running loops check ``stop.is_set()`` between units of work.
+
+:class:`Stop` is the one protocol every service loop takes (the scorer, the sink, the replay, the Kafka
+watchdog): ``threading.Event`` and :class:`GracefulStop` both fit it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,17 @@ import logging
 import signal
 import threading
 from types import FrameType, TracebackType
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Stop(Protocol):
+    """A stop request: ``is_set()`` asks, ``wait(timeout)`` sleeps until it is set (True) or the timeout passes."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float) -> bool: ...
 
 
 class GracefulStop:
@@ -19,6 +32,7 @@ class GracefulStop:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._flag = False
         self._previous: dict[int, object] = {}
         self.signal_name: str | None = None
 
@@ -36,18 +50,23 @@ class GracefulStop:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._event.is_set():
+        if self._flag:
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
         log.info("%s received: finishing the current unit of work, then stopping", self.signal_name)
-        self._event.set()
+        self._flag = True
+        # Not self._event.set() here: the handler runs in the main thread between two bytecodes, possibly while
+        # that thread holds the Event's internal (non-reentrant) lock inside wait(), which would deadlock. A
+        # short-lived thread sets it as soon as the lock is free.
+        threading.Thread(target=self._event.set, name="stop-signal", daemon=True).start()
 
     def set(self) -> None:
+        self._flag = True
         self._event.set()
 
     def is_set(self) -> bool:
-        return self._event.is_set()
+        return self._flag
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds, waking at once when stopped; True when stopped."""
-        return self._event.wait(timeout)
+        return self._flag or self._event.wait(timeout) or self._flag

@@ -8,21 +8,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fraudstream.kafka.clients import producer_config
+from fraudstream.kafka.outage import ClientEvents, OutageLog
 from fraudstream.kafka.topics import ensure_topics, standard_topics
 from fraudstream.settings import Settings
-from fraudstream.shutdown import GracefulStop
-from producer.replay import Producer, Replayer, ReplayOptions, ReplayStats, Stop
+from fraudstream.shutdown import GracefulStop, Stop
+from producer.replay import Producer, Replayer, ReplayOptions, ReplayStats
 
 log = logging.getLogger(__name__)
 
 CLIENT_ID = "fraudstream-replay"
 
 
-def build_producer(settings: Settings) -> Producer:
-    """An idempotent producer (acks=all, ordered retries) built from the kernel's configuration."""
+def build_producer(settings: Settings, events: ClientEvents | None = None) -> Producer:
+    """An idempotent producer (acks=all, ordered retries) built from the kernel's configuration.
+
+    Its records never time out (``message.timeout.ms`` 0): during a broker outage they wait in its queue, however
+    long it lasts, and are delivered (in order, once) when the broker is back.
+    """
     from confluent_kafka import Producer as KafkaProducer
 
-    return KafkaProducer(producer_config(settings.kafka(), client_id=CLIENT_ID))  # type: ignore[return-value]
+    config = producer_config(settings.kafka(), client_id=CLIENT_ID, events=events, **{"message.timeout.ms": 0})
+    return KafkaProducer(config)  # type: ignore[return-value]
 
 
 def choose_data(settings: Settings, data: Path | None) -> tuple[Path, bool]:
@@ -48,8 +54,12 @@ def bootstrap(
     data, synthetic = choose_data(settings, options.data)
     if create_topics:
         ensure_topics(settings.kafka(), standard_topics(settings), replication_factor=settings.topic_replication_factor)
+    outage = OutageLog("replay")
+    events = ClientEvents(outage)
     return Replayer(
-        producer=producer if producer is not None else build_producer(settings),
+        producer=producer if producer is not None else build_producer(settings, events),
+        producer_factory=None if producer is not None else lambda: build_producer(settings, events),
+        outage=outage,
         topic=settings.topic_transactions,
         data=data,
         synthetic=synthetic,

@@ -3,7 +3,13 @@
 The file is read and validated in chunks by the kernel checker (memory stays flat on the full file); each row
 is validated again as a kernel Transaction and sent as JSON, keyed by its stable ``transaction_id``, with the
 Kafka timestamp set to its ``event_time``. The producer is idempotent; ``poll(0)`` after every send serves
-delivery reports, which count failures; ``flush()`` runs once, at the end, also after Ctrl-C.
+delivery reports, which count failures; ``flush()`` runs once, at the end, also after Ctrl-C (then for three
+seconds at most: what is still queued is reported as undelivered).
+
+A broker outage of any length pauses the replay rather than failing it: records wait in the producer's queue
+(their delivery never times out), a full queue makes :func:`~fraudstream.kafka.produce.produce` wait, and the
+outage is logged in a bounded number of lines. When librdkafka gives up on the producer (a fatal error), a new
+one takes over in-process; the records the old one had not delivered are counted as failed.
 """
 
 from __future__ import annotations
@@ -20,7 +26,11 @@ import pandas as pd
 from confluent_kafka import KafkaException
 
 from fraudstream.data.check import iter_validated_chunks
+from fraudstream.kafka.errors import describe, kafka_error
+from fraudstream.kafka.outage import OutageLog
+from fraudstream.kafka.produce import produce
 from fraudstream.schemas import FEATURES, LABEL_COLUMN
+from fraudstream.shutdown import Stop
 from producer.encode import Encoded, encode_row
 from producer.exceptions import ReplayError
 from producer.pacing import Pace, Pacer
@@ -40,10 +50,6 @@ class Producer(Protocol):
     def flush(self, timeout: float) -> int: ...
 
 
-class Stop(Protocol):
-    def is_set(self) -> bool: ...
-
-
 @dataclass(frozen=True)
 class ReplayOptions:
     """What to replay and how fast. ``start``/``limit`` select data rows (0-based, header excluded)."""
@@ -54,7 +60,9 @@ class ReplayOptions:
     start: int = 0
     loop: bool = False
     chunk_rows: int = CHUNK_ROWS
-    flush_timeout_s: float = 60.0
+    flush_timeout_s: float = 3.0
+    """How long the final flush may wait once stopped (Ctrl-C, SIGTERM). A replay that ran to its end waits for
+    every record, however long the broker is away, until it is stopped."""
 
     def __post_init__(self) -> None:
         if self.start < 0:
@@ -76,6 +84,8 @@ class ReplayStats:
     undelivered: int = 0
     passes: int = 0
     interrupted: bool = False
+    replaced: int = 0
+    """Producers replaced after a fatal error."""
     first_error: str | None = None
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -103,8 +113,12 @@ class Replayer:
         options: ReplayOptions,
         stop: Stop,
         progress: Callable[[ReplayStats], None] | None = None,
+        producer_factory: Callable[[], Producer] | None = None,
+        outage: OutageLog | None = None,
     ) -> None:
         self._producer = producer
+        self._producer_factory = producer_factory
+        self._outage = outage or OutageLog("replay")
         self._topic = topic
         self._data = data
         self._options = options
@@ -147,7 +161,8 @@ class Replayer:
                 self._wait(self._pacer.seconds_until(offset))
             if self._stop.is_set():
                 return False
-            self._produce(encode_row(name, row, values, label, self._pacer.event_time(offset), source=source))
+            if not self._produce(encode_row(name, row, values, label, self._pacer.event_time(offset), source=source)):
+                return False
             self._producer.poll(0)
             self.stats.sent += 1
             self._tick()
@@ -163,25 +178,39 @@ class Replayer:
             self._producer.poll(min(remaining, 0.1))
             self._tick()
 
-    def _produce(self, encoded: Encoded) -> None:
+    def _produce(self, encoded: Encoded) -> bool:
+        """Queue one row (waiting while the queue is full); False when stopped while waiting."""
         while True:
             try:
-                self._producer.produce(
+                return produce(
+                    self._producer,
                     self._topic,
                     value=encoded.value,
                     key=encoded.key,
                     timestamp=encoded.timestamp_ms,
                     on_delivery=self._delivered,
+                    stop=self._stop,
+                    on_full=self._tick,
                 )
-                return
-            except BufferError:  # the local queue is full: let librdkafka send, then try again
-                self._producer.poll(0.1)
             except KafkaException as exc:
-                raise ReplayError(f"Kafka refused a transaction for {self._topic}: {exc.args[0]}") from exc
+                error = kafka_error(exc)
+                if not error.fatal() or self._producer_factory is None:
+                    raise ReplayError(f"Kafka refused a transaction for {self._topic}: {describe(error)}") from exc
+                self._replace_producer(describe(error))
+
+    def _replace_producer(self, reason: str) -> None:
+        """librdkafka gave up on this producer: deliver what it still can (its failures are counted), then a new
+        one takes over."""
+        assert self._producer_factory is not None
+        log.error("the replay's producer cannot go on (%s): replacing it", reason)
+        self._producer.flush(5.0)
+        self._producer = self._producer_factory()
+        self.stats.replaced += 1
 
     def _delivered(self, error: Any, message: Any) -> None:
         if error is None:
             self.stats.delivered += 1
+            self._outage.recovered()
             return
         self.stats.failed += 1
         if self.stats.first_error is None:
@@ -190,15 +219,26 @@ class Replayer:
             log.warning("delivery failed (%d so far): %s", self.stats.failed, error)
 
     def _flush(self) -> None:
-        """Deliver everything still queued (up to flush_timeout_s), reporting progress meanwhile."""
-        deadline = time.monotonic() + self._options.flush_timeout_s
+        """Deliver everything still queued, reporting progress meanwhile: until done when the replay ran to its
+        end (a broker outage only delays it), for flush_timeout_s at most once stopped."""
         remaining = self._producer.flush(0)
-        while remaining and time.monotonic() < deadline:
-            remaining = self._producer.flush(min(0.5, max(0.0, deadline - time.monotonic())))
+        give_up_at: float | None = None
+        while remaining:
+            now = time.monotonic()
+            if give_up_at is None and self._stop.is_set():
+                give_up_at = now + self._options.flush_timeout_s
+            if give_up_at is not None and now >= give_up_at:
+                break
+            wait = 0.5 if give_up_at is None else min(0.5, max(0.0, give_up_at - now))
+            remaining = self._producer.flush(wait)
             self._tick()
         self.stats.undelivered = remaining
         if remaining:
-            log.error("%d transactions were still undelivered after %.0f s", remaining, self._options.flush_timeout_s)
+            log.error(
+                "%d transactions were still undelivered %.0f s after the stop request",
+                remaining,
+                self._options.flush_timeout_s,
+            )
         self.stats.finished = time.monotonic()
         self._tick(force=True)
 

@@ -1,22 +1,31 @@
-"""Decode one message value into a kernel Transaction, or say in one line why it cannot be scored.
+"""Decode the message values of a batch into transactions, or say in one line why one cannot be scored.
 
-The value is validated straight from its bytes by pydantic-core (``Transaction.model_validate_json``), the
-cheapest correct path (a few microseconds a message). A refusal becomes a :class:`Rejection`: a short *kind*
-for metrics and dashboards, and a *reason* naming the field(s) at fault, which travels in a DLQ header::
+A batch is decoded by the kernel's wire decoder (``fraudstream.wire``: msgspec, derived from the kernel's
+``Transaction``, ~3 us a message against ~8-20 us for pydantic). A message it refuses is decoded again by the
+pydantic model itself (``decode``), which writes the reason, so the DLQ and the API describe a problem in the same
+words. A refusal becomes a :class:`Rejection`: a short *kind* for metrics and dashboards, and a *reason* naming the
+field(s) at fault, which travels in a DLQ header::
 
     field 'V3': Input should be a valid number
     invalid JSON: key must be a string at line 1 column 2
     unknown field 'foo'
+    duplicate key 'transaction_id'
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
-from fraudstream.schemas import Transaction
+from fraudstream.schemas import Transaction, feature_matrix, parse_json
+from fraudstream.wire import WireDecoder
+
+log = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 400
 """A reason is one header value: keep it short enough to read in a console."""
@@ -38,6 +47,7 @@ _KINDS: dict[str, str] = {
     "literal_error": "invalid_value",
     "string_too_short": "invalid_value",
     "string_too_long": "invalid_value",
+    "duplicate_key": "duplicate_key",
 }
 _TIMESTAMP_FIELDS = frozenset({"event_time"})
 _JSON_TYPES = {list: "an array", dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}
@@ -56,12 +66,39 @@ class Rejection:
     reason: str
 
 
+@dataclass(slots=True)
+class DecodedBatch:
+    """A batch decoded: the transactions (wire structs with the Transaction's fields), the index of each in the
+    batch, their feature matrix, and the rejections by index."""
+
+    transactions: list[Any] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    rejections: list[tuple[int, Rejection]] = field(default_factory=list)
+    matrix: np.ndarray = field(default_factory=lambda: feature_matrix([]))
+
+
+_WIRE = WireDecoder(Transaction)
+
+
+def decode_batch(values: Sequence[bytes | None]) -> DecodedBatch:
+    """Every value of a batch decoded on the fast path; the refused ones explained by the pydantic model."""
+    wired = _WIRE.decode_many(values)
+    batch = DecodedBatch(transactions=wired.accepted, rows=wired.rows, matrix=feature_matrix(wired.accepted))
+    for refusal in wired.refused:
+        rejection = decode(values[refusal.index])
+        if not isinstance(rejection, Rejection):  # the two decoders disagree: a bug the differential test hunts
+            log.warning("the wire decoder refused what the schema accepts: %s", refusal.message)
+            rejection = Rejection(INVALID_VALUE, _clip(f"refused by the stream decoder: {refusal.message}"))
+        batch.rejections.append((refusal.index, rejection))
+    return batch
+
+
 def decode(value: bytes | None) -> Transaction | Rejection:
-    """The transaction in ``value``, or the Rejection that sends the message to the DLQ."""
+    """The transaction in ``value`` as the pydantic model reads it, or the Rejection that sends it to the DLQ."""
     if not value:
         return Rejection(EMPTY, "empty message: expected a JSON transaction")
     try:
-        return Transaction.model_validate_json(value)
+        return parse_json(Transaction, value)
     except ValidationError as exc:
         return rejection_for(exc)
 
@@ -100,6 +137,8 @@ def _describe(error: Any) -> str:
         return f"missing field {field!r}"
     if kind == "extra_forbidden":
         return f"unknown field {field!r}"
+    if kind == "duplicate_key":
+        return f"duplicate key {field!r}"
     return f"field {field!r}: {message}" if field else message
 
 

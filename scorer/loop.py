@@ -1,5 +1,9 @@
 """The scorer's main loop: wait for a model, subscribe, then consume -> score -> commit one batch at a time.
 
+One pass of :meth:`ScorerLoop.run`'s loop is :meth:`ScorerLoop.step`: follow the model, ``consume()`` a batch,
+score it, commit it in one transaction (:class:`~scorer.transaction.Transactor`). The consumer's statistics
+(served inside ``consume()``) keep :class:`~fraudstream.kafka.health.ConsumerHealth` told of the lag.
+
 Invariants that make it exactly once and rebalance-safe:
 
 * a transaction is open only between ``consume()`` calls, so when a rebalance callback runs (librdkafka calls
@@ -7,13 +11,23 @@ Invariants that make it exactly once and rebalance-safe:
   are handed over with their offsets committed, and the next owner starts right after them;
 * the model may change only between batches (the watcher is polled before ``consume()``), and each batch is
   scored by one model whose version every alert names;
-* a stop request (Ctrl-C, SIGTERM) is honoured between batches: the current batch commits, then the consumer
-  leaves the group.
+* a stop request (Ctrl-C, SIGTERM) is honoured between batches, and within about a second inside a Kafka call
+  that does not return (the watchdog abandons it): the consumer then closes (2 s at most) and the loop returns.
+
+What keeps it scoring (nothing Kafka does stops it, short of a setting Kafka refuses):
+
+* a broker outage of any length: every call is retried, the outage is logged in a bounded number of lines
+  (:class:`~fraudstream.kafka.outage.OutageLog`), and the loop resumes once the broker answers;
+* a producer that cannot go on (fatal, fenced, a stuck call): replaced in-process, same ``transactional.id``;
+* a consumer that cannot go on (fatal, e.g. fenced as a static member): replaced in-process; it rejoins the
+  group (with the same ``group.instance.id`` it gets its partitions back at once).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,19 +36,26 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from fraudstream.kafka.errors import describe, kafka_error
+from fraudstream.kafka.health import ConsumerHealth, HealthReport
+from fraudstream.kafka.outage import ClientEvents
+from fraudstream.kafka.watchdog import CallAbandoned, Watchdog
+from fraudstream.memory import release_free_memory
 from fraudstream.model.watcher import ModelWatcher
+from fraudstream.shutdown import Stop
 from scorer.batch import score_batch
-from scorer.exceptions import FatalKafkaError
+from scorer.exceptions import ConsumerUnusableError, ProducerUnusableError
 from scorer.metrics import ScorerMetrics
-from scorer.transaction import TransactionalConsumer, Transactor, kafka_error
+from scorer.transaction import CommitOutcome, TransactionalConsumer, Transactor
 
 log = logging.getLogger(__name__)
 
-
-class Stop(Protocol):
-    def is_set(self) -> bool: ...
-
-    def wait(self, timeout: float) -> bool: ...
+CLOSE_TIMEOUT_S = 2.0
+TRIM_EVERY_S = 60.0
+TRIM_IDLE_EVERY_S = 5.0
+"""Freed memory goes back to the OS (see :mod:`fraudstream.memory`) when the loop finds nothing to consume, at
+most every 5 s, and every minute anyway."""
+"""Longest the consumer's close() may take before it is left behind (it leaves the group, runs on_revoke)."""
 
 
 class Consumer(TransactionalConsumer, Protocol):
@@ -57,6 +78,8 @@ class ScorerStatus:
     alerts: int = 0
     dead_letters: int = 0
     aborted: int = 0
+    replaced: int = 0
+    """Clients (producer or consumer) replaced in-process after they could not go on."""
     partitions: set[tuple[str, int]] = field(default_factory=set)
 
 
@@ -66,7 +89,7 @@ class ScorerLoop:
     def __init__(
         self,
         *,
-        consumer: Consumer,
+        consumer_factory: Callable[[], Consumer],
         transactor: Transactor,
         watcher: ModelWatcher,
         metrics: ScorerMetrics,
@@ -74,11 +97,15 @@ class ScorerLoop:
         batch_size: int,
         batch_timeout_s: float,
         stop: Stop,
+        watchdog: Watchdog,
+        health: ConsumerHealth,
+        consumer_events: ClientEvents | None = None,
         on_status: Callable[[ScorerStatus], None] | None = None,
         status_interval_s: float = 5.0,
         model_wait_s: float = 1.0,
     ) -> None:
-        self.consumer = consumer
+        self._consumer_factory = consumer_factory
+        self.consumer: Consumer | None = None
         self.transactor = transactor
         self.watcher = watcher
         self.metrics = metrics
@@ -86,40 +113,75 @@ class ScorerLoop:
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
         self.stop = stop
+        self.watchdog = watchdog
+        self.health = health
+        self._events = consumer_events
         self.status = ScorerStatus()
         self._on_status = on_status
         self._status_interval = status_interval_s
         self._next_status = 0.0
+        self._next_gauges = 0.0
+        self._next_trim = time.monotonic() + TRIM_EVERY_S
+        self._next_idle_trim = 0.0
+        self._last_recovery = float("-inf")
+        self._recovery_delay = 0.0
         self._model_wait = model_wait_s
 
     def run(self) -> ScorerStatus:
-        """Run until ``stop`` is set; returns the totals. Raises FatalKafkaError when Kafka gives up on us."""
+        """Run until ``stop`` is set; returns the totals. Raises FatalKafkaError only when Kafka refuses the
+        configuration, and WatchdogGaveUp when Kafka calls keep getting stuck (the process should restart)."""
         try:
-            self.transactor.init()
-            if not self._wait_for_model():
+            # init_transactions (which fences a crashed predecessor and settles its transaction) runs while the
+            # model loads: a restarted replica scores again that much sooner.
+            starting = _InBackground(self.transactor.start, name="scorer-start")
+            if not self._wait_for_model() or not starting.result():
                 return self.status
-            self.consumer.subscribe(
-                [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-            )
+            self._join()
             log.info("scoring %s with %s", self.topic, self.watcher.current.label)  # type: ignore[union-attr]
             while not self.stop.is_set():
-                self._follow_model()
-                messages = self._consume()
-                if messages:
-                    self._process(messages)
+                try:
+                    self.step()
+                except (ProducerUnusableError, ConsumerUnusableError) as exc:
+                    if isinstance(exc, ConsumerUnusableError) and exc.abandoned:
+                        self._abandon_consumer()
+                    if self.stop.is_set() or not self._recover(exc):
+                        break
                 self._report()
         except BaseException:
             if self.transactor.in_transaction:  # e.g. a second Ctrl-C in the middle of a commit
                 log.warning("stopping inside a transaction: aborting it")
-                try:
-                    self.transactor.abort()
-                except Exception:  # best effort: the broker aborts it after transaction.timeout.ms anyway
-                    log.exception("the open transaction could not be aborted")
+                self.transactor.abort_quietly()
             raise
         finally:
-            self.consumer.close()  # leaves the group at once (on_revoke runs here, with nothing in flight)
+            self._close_consumer()  # on_revoke runs here, with nothing in flight
+            self.transactor.close()
+            self.metrics.readiness(self.readiness())
             self._report(force=True)
         return self.status
+
+    def step(self) -> None:
+        """One batch: follow the model, consume, score, commit; the readiness gauges once a second."""
+        self._follow_model()
+        messages = self._consume()
+        if messages:
+            self._process(messages)
+        now = time.monotonic()
+        if now >= self._next_gauges:
+            self._next_gauges = now + 1.0
+            self.metrics.readiness(self.readiness())
+        if now >= self._next_trim or (not messages and now >= self._next_idle_trim):
+            self._next_trim, self._next_idle_trim = now + TRIM_EVERY_S, now + TRIM_IDLE_EVERY_S
+            release_free_memory()  # soon after a burst (the first idle moment), and now and then anyway
+
+    def readiness(self) -> HealthReport:
+        """The scorer's readiness: a model, a ready producer, and the consumer's facts (partitions, broker, lag)."""
+        report = self.health.report()
+        problems = list(report.problems)
+        if self.watcher.current is None:
+            problems.insert(0, "no production model yet")
+        if not self.transactor.ready:
+            problems.append("the transactional producer is not ready (initialising transactions)")
+        return dataclasses.replace(report, problems=problems)
 
     # ---- the model --------------------------------------------------------------------------------------------
     def _wait_for_model(self) -> bool:
@@ -145,11 +207,108 @@ class ScorerLoop:
         self.status.model_version = model.version
         self.metrics.serving(model.version)
 
+    # ---- the consumer -----------------------------------------------------------------------------------------
+    def _join(self) -> None:
+        self.consumer = self._consumer_factory()
+        self.transactor.consumer = self.consumer
+        self.consumer.subscribe(
+            [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+
     def _consume(self) -> list[Any]:
+        assert self.consumer is not None
         try:
-            return self.consumer.consume(self.batch_size, self.batch_timeout_s)
-        except KafkaException as exc:  # raised only for fatal consumer errors (e.g. fenced, bad configuration)
-            raise FatalKafkaError(f"the consumer cannot go on: {kafka_error(exc).str()}") from exc
+            messages = self.consumer.consume(self.batch_size, self.batch_timeout_s)
+        except KafkaException as exc:  # raised for fatal consumer errors (e.g. fenced as a static member)
+            error = kafka_error(exc)
+            if error.fatal():
+                raise ConsumerUnusableError(f"the consumer cannot go on: {describe(error)}") from exc
+            self._consumer_error(error)
+            return []
+        fatal = self._events.take_fatal() if self._events is not None else None
+        if fatal is not None:  # told through error_cb only (e.g. fenced while rejoining after a session timeout)
+            raise ConsumerUnusableError(f"the consumer hit a fatal Kafka error: {describe(fatal)}")
+        return messages  # type: ignore[no-any-return]
+
+    def _consumer_error(self, error: Any) -> None:
+        if not isinstance(error, KafkaError):
+            log.warning("consumer error: %s", error)
+            return
+        if error.fatal():
+            raise ConsumerUnusableError(f"the consumer hit a fatal Kafka error: {describe(error)}")
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if self._events is not None:
+            self._events.error(error)  # the outage log (when the broker is away) or a rate-limited line
+        else:
+            log.warning("consumer error: %s", describe(error))
+
+    def _recover(self, problem: Exception) -> bool:
+        """Replace whichever client cannot go on (each replacement may reveal the other); False when stopped.
+
+        Replacements in quick succession back off (1 s doubling to 30 s): two replicas configured with the same
+        id would otherwise fence each other in a tight loop.
+        """
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now - self._last_recovery < 30.0:
+                self._recovery_delay = min(max(1.0, 2 * self._recovery_delay), 30.0)
+            else:
+                self._recovery_delay = 0.0
+            self._last_recovery = now
+            if "FENCED" in str(problem):
+                log.warning(
+                    "fenced: a newer client took this replica's id over (if it keeps happening, two replicas share "
+                    "FRAUD_SCORER_TRANSACTIONAL_ID)"
+                )
+            if self._recovery_delay and self.stop.wait(self._recovery_delay):
+                return False
+            self.status.replaced += 1
+            try:
+                if isinstance(problem, ConsumerUnusableError):
+                    self.metrics.replaced.labels(client="consumer").inc()
+                    self._rejoin(str(problem))
+                    return True
+                self.metrics.replaced.labels(client="producer").inc()
+                return self.transactor.replace(str(problem))
+            except (ProducerUnusableError, ConsumerUnusableError) as again:
+                problem = again
+        return False
+
+    def _rejoin(self, reason: str) -> None:
+        log.warning("replacing the group consumer (%s)", reason)
+        self._close_consumer()
+        self._join()
+
+    def _abandon_consumer(self) -> None:
+        """Leave a consumer whose call got stuck to its blocked worker (no close from a second thread)."""
+        self.consumer = None
+        self.status.partitions.clear()
+        self.health.assigned(0)
+
+    def _close_consumer(self) -> None:
+        if self.consumer is None:
+            return
+        holder: list[Any] = [self.consumer]
+        self.consumer = None
+        try:
+            self.watchdog.call(
+                "closing the consumer",
+                holder[0].close,
+                timeout_s=CLOSE_TIMEOUT_S,
+                margin_s=0.0,
+                stop_grace_s=CLOSE_TIMEOUT_S,
+            )
+        except CallAbandoned:
+            log.warning("the consumer did not close within %.1f s: left behind", CLOSE_TIMEOUT_S)
+            holder.clear()  # its blocked worker keeps it alive
+        except KafkaException as exc:
+            log.warning("closing the consumer failed: %s", describe(exc))
+        finally:
+            self.status.partitions.clear()
+            self.health.assigned(0)
+        if holder:
+            self.watchdog.dispose("consumer", holder)
 
     # ---- one batch --------------------------------------------------------------------------------------------
     def _process(self, messages: list[Any]) -> None:
@@ -161,7 +320,7 @@ class ScorerLoop:
             self._consumer_error(error)
         if not batch.consumed:
             return
-        if not self.transactor.commit(batch):
+        if self.transactor.commit(batch) is CommitOutcome.ABORTED:
             self.status.aborted += 1
             self.metrics.aborts.inc()
             return
@@ -181,18 +340,12 @@ class ScorerLoop:
         status.alerts += len(batch.alerts)
         status.dead_letters += len(batch.dead_letters)
 
-    def _consumer_error(self, error: Any) -> None:
-        if isinstance(error, KafkaError) and error.fatal():
-            raise FatalKafkaError(f"the consumer hit a fatal Kafka error: {error.str()}")
-        if isinstance(error, KafkaError) and error.code() == KafkaError._PARTITION_EOF:
-            return
-        log.warning("consumer error: %s", error.str() if isinstance(error, KafkaError) else error)
-
     # ---- rebalance callbacks (run inside consume()/close(), never inside a transaction) -------------------------
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         if not partitions:  # an incremental rebalance that gave this member nothing new
             return
         self.status.partitions |= {(tp.topic, tp.partition) for tp in partitions}
+        self.health.assigned(len(self.status.partitions))
         self.metrics.rebalances.labels(event="assign").inc()
         log.info("partitions assigned: %s", _names(partitions))
 
@@ -201,15 +354,16 @@ class ScorerLoop:
             return
         if self.transactor.in_transaction:  # cannot happen with this loop; keep the guarantee if it ever does
             log.error("partitions revoked inside a transaction: aborting it so the next owner re-reads the batch")
-            self.transactor.abort()
-            self.transactor.rewind()
+            self.transactor.abort_quietly()
         self.status.partitions -= {(tp.topic, tp.partition) for tp in partitions}
+        self.health.assigned(len(self.status.partitions))
         self.metrics.rebalances.labels(event="revoke").inc()
         log.info("partitions revoked: %s", _names(partitions))
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Lost (not revoked): another member may already own them, and the broker rejects our offsets for them.
         self.status.partitions -= {(tp.topic, tp.partition) for tp in partitions}
+        self.health.assigned(len(self.status.partitions))
         self.metrics.rebalances.labels(event="lost").inc()
         log.warning("partitions lost (session timed out?): %s", _names(partitions))
 
@@ -220,6 +374,30 @@ class ScorerLoop:
             return
         self._next_status = now + self._status_interval
         self._on_status(self.status)
+
+
+class _InBackground:
+    """``fn()`` in a thread of its own; :meth:`result` waits for it and returns (or raises) what it did."""
+
+    def __init__(self, fn: Callable[[], bool], *, name: str) -> None:
+        self._fn = fn
+        self._result = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._fn()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> bool:
+        while self._thread.is_alive():  # fn watches the stop flag itself: this ends soon after a stop
+            self._thread.join(0.1)
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def _names(partitions: list[TopicPartition]) -> str:

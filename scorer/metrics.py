@@ -1,14 +1,19 @@
-"""Prometheus metrics of one scorer instance, in a registry of its own (tests run several in one process)."""
+"""Prometheus metrics of one scorer instance, in a registry of its own (tests run several in one process), and
+the scorer's small HTTP endpoint: ``/metrics``, ``/readyz`` (200 or 503 with the problems) and ``/healthz``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from fraudstream.kafka.health import HealthReport
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,38 @@ class ScorerMetrics:
         self.model_version = Gauge(
             "fraudstream_scorer_model_version", "Version of the model now scoring (0: none yet).", registry=r
         )
-        self._server: Any = None
+        self.partitions = Gauge(
+            "fraudstream_scorer_partitions", "Partitions of the transactions topic this scorer holds.", registry=r
+        )
+        self.broker_reachable = Gauge(
+            "fraudstream_scorer_broker_reachable",
+            "1 while the scorer reaches the broker, 0 during an outage.",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "fraudstream_scorer_lag",
+            "Transactions behind the last stable offsets of its partitions (-1: cannot be measured).",
+            registry=r,
+        )
+        self.ready = Gauge("fraudstream_scorer_ready", "1 when /readyz answers 200, else 0.", registry=r)
+        self.replaced = Counter(
+            "fraudstream_scorer_replaced_clients",
+            "Kafka clients replaced in-process after they could not go on (fatal, fenced, stuck), by client.",
+            ["client"],
+            registry=r,
+        )
+        self.abandoned_calls = Counter(
+            "fraudstream_scorer_abandoned_calls", "Blocking Kafka calls the watchdog gave up on.", registry=r
+        )
+        self.dlq_fallbacks = Counter(
+            "fraudstream_scorer_dlq_fallbacks",
+            "Records written in a smaller form to fit Kafka (cut_to_fit, alert_to_dlq, minimal) or left out "
+            "(left_out), per attempt.",
+            ["how"],
+            registry=r,
+        )
+        self.lag.set(-1)
+        self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def committed(self, *, consumed: int, scored: int, alerts: int, dlq_kinds: Iterable[str], seconds: float) -> None:
@@ -76,12 +112,23 @@ class ScorerMetrics:
         except ValueError:  # MLflow versions are integers; anything else is shown as -1
             self.model_version.set(-1)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # metrics are scraped from outside
-        """Expose /metrics on ``port`` (0: off)."""
+    def readiness(self, report: HealthReport) -> None:
+        """Set the readiness gauges from a report (the loop calls it once a second)."""
+        self.partitions.set(report.partitions)
+        self.broker_reachable.set(1 if report.unreachable_since is None else 0)
+        self.lag.set(-1 if report.lag is None else report.lag)
+        self.ready.set(1 if report.ready else 0)
+
+    def serve(self, port: int, host: str = "127.0.0.1", readiness: Callable[[], HealthReport] | None = None) -> None:
+        """Expose /metrics, /readyz and /healthz on ``host:port`` (port 0: off)."""
         if port == 0:
             return
-        self._server, self._thread = start_http_server(port, addr=addr, registry=self.registry)
-        log.info("scorer metrics on http://%s:%d/metrics", addr, port)
+        handler = type("ScorerHandler", (_Handler,), {"registry": self.registry, "readiness": staticmethod(readiness)})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="scorer-metrics", daemon=True)
+        self._thread.start()
+        log.info("scorer metrics on http://%s:%d/metrics (readiness: /readyz)", host, port)
 
     def close(self) -> None:
         if self._server is not None:
@@ -93,3 +140,45 @@ class ScorerMetrics:
         """A sample's current value (for status lines and tests), 0 when absent."""
         found = self.registry.get_sample_value(name, labels or None)
         return float(found) if found is not None else 0.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """GET /metrics (Prometheus), /readyz (200 ready, 503 not, JSON with the problems), /healthz."""
+
+    registry: CollectorRegistry
+    readiness: Callable[[], HealthReport] | None
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        elif path == "/readyz":
+            report = self.readiness() if self.readiness is not None else None
+            if report is None:
+                self._json(200, {"status": "ready", "problems": []})
+                return
+            body = {
+                "status": "ready" if report.ready else "not ready",
+                "partitions": report.partitions,
+                "lag": report.lag,
+                "unreachable_since": report.unreachable_since.isoformat() if report.unreachable_since else None,
+                "problems": report.problems,
+            }
+            self._json(200 if report.ready else 503, body)
+        elif path == "/healthz":
+            self._json(200, {"status": "alive"})
+        else:
+            self._json(404, {"detail": f"no route {path}: try /metrics, /readyz or /healthz"})
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json")
+
+    def _send(self, status: int, payload: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("scorer http: " + format, *args)

@@ -6,30 +6,65 @@ The sequence is the consume-transform-produce loop of KIP-98/KIP-447::
     -> send_offsets_to_transaction(consumer.position(assignment), consumer group metadata)
     -> commit_transaction
 
-Errors are handled as librdkafka classifies them:
+Every blocking call runs under the service's :class:`~fraudstream.kafka.watchdog.Watchdog` (it cannot block past
+its timeout plus a margin, nor past a stop request plus a second). What happens on each kind of failure:
 
-* ``txn_requires_abort()``: abort the transaction and rewind the consumer to the committed offsets, so the
-  batch is read and scored again (its alerts were never visible to ``read_committed`` readers);
-* ``retriable()``: call the same operation again, until the transaction timeout has passed;
-* anything else (``fatal()``, e.g. fenced by a newer producer with the same transactional.id): raise
-  :class:`~scorer.exceptions.FatalKafkaError`; a restart resumes from the last committed batch.
+* **a record Kafka refuses** (too large, invalid): never fatal, and never a loop. Before producing, a dead letter
+  is cut to :func:`~scorer.dead_letter.dead_letter_limit`. Refused by ``produce()`` itself, its stand-in goes into
+  the same transaction at once. Refused at delivery, the transaction becomes abortable; the refusal is remembered
+  by the record's source offset, and the retried batch writes the stand-in: an alert becomes a dead letter, a
+  dead letter a minimal one (no value), and a minimal one Kafka still refuses is left out with an ERROR line.
+  Each retry moves one step down that list, so no batch can meet the same refusal twice.
+* ``txn_requires_abort()``: abort, rewind the consumer to the committed offsets, and the loop consumes the batch
+  again (its records were never visible to ``read_committed`` readers).
+* ``retriable()`` (e.g. the broker is away): the same call again until the transaction's time is up, then abort.
+* a producer that cannot go on (fatal, fenced, a call the watchdog abandoned, an abort that fails, a commit whose
+  outcome is unknown): :class:`~scorer.exceptions.ProducerUnusableError`. The loop then calls :meth:`replace`:
+  a new producer with the same ``transactional.id``, whose ``init_transactions`` fences the old one and settles
+  its open transaction (committed or aborted), then a rewind to the committed offsets, which are now the truth.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-from scorer.batch import OutRecord, ScoredBatch
-from scorer.exceptions import FatalKafkaError
+from fraudstream.kafka import dead_letter as dlq
+from fraudstream.kafka.clients import PRODUCER_MESSAGE_MAX_BYTES
+from fraudstream.kafka.errors import (
+    describe,
+    kafka_error,
+    means_unreachable,
+    misconfigured,
+    producer_unusable,
+    refuses_record,
+)
+from fraudstream.kafka.outage import OutageLog
+from fraudstream.kafka.produce import produce
+from fraudstream.kafka.records import OutRecord, Source
+from fraudstream.kafka.topics import BROKER_MAX_MESSAGE_BYTES
+from fraudstream.kafka.watchdog import CallAbandoned, Watchdog
+from fraudstream.shutdown import Stop
+from scorer.batch import ScoredBatch
+from scorer.exceptions import ConsumerUnusableError, FatalKafkaError, ProducerUnusableError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+MAX_CALL_TIMEOUT_S = 5.0
+"""Timeout given to one blocking call; a longer wait is several calls (librdkafka: "retry call to resume").
+With the watchdog's margin (``WATCHDOG_MARGIN_S``) it bounds how long a stuck call delays the recovery after a
+broker comes back: a call stuck since just before the return is abandoned 7 s later, then a new producer starts."""
+WATCHDOG_MARGIN_S = 2.0
+STOP_CALL_TIMEOUT_S = 1.0
 
 
 class TransactionalProducer(Protocol):
@@ -37,7 +72,7 @@ class TransactionalProducer(Protocol):
 
     def begin_transaction(self) -> None: ...
 
-    def produce(self, topic: str, value: Any = None, key: Any = None, headers: Any = None) -> None: ...
+    def produce(self, topic: str, *args: Any, **kwargs: Any) -> None: ...
 
     def poll(self, timeout: float) -> int: ...
 
@@ -60,117 +95,352 @@ class TransactionalConsumer(Protocol):
     def consumer_group_metadata(self) -> Any: ...
 
 
-def kafka_error(exc: KafkaException) -> KafkaError:
-    """The KafkaError inside a KafkaException (librdkafka always puts one there; be safe anyway)."""
-    error = exc.args[0] if exc.args else None
-    return error if isinstance(error, KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
+class CommitOutcome(enum.Enum):
+    COMMITTED = "committed"
+    ABORTED = "aborted"
+    """Aborted and rewound to the committed offsets: the loop consumes the batch again."""
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Kafka refused ``failed`` (written to ``failed_topic`` for a record first meant for ``original_topic``)."""
+
+    original_topic: str
+    failed_topic: str
+    failed: OutRecord
+    reason: str
+
+
+class _StoppedError(Exception):
+    """A stop request came while the producer's queue was full: the batch cannot complete."""
 
 
 class Transactor:
-    """Commits scored batches transactionally for one producer/consumer pair."""
+    """Commits scored batches transactionally for one consumer, through a producer it builds and replaces."""
 
     def __init__(
         self,
-        producer: TransactionalProducer,
+        producer_factory: Callable[[], TransactionalProducer],
         consumer: TransactionalConsumer,
         *,
         alerts_topic: str,
         dlq_topic: str,
         timeout_s: float,
-        sleep: Callable[[float], None] = time.sleep,
+        watchdog: Watchdog,
+        outage: OutageLog,
+        stop: Stop,
+        dead_letter_limit: int | None = None,
+        on_fallback: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._producer = producer
-        self._consumer = consumer
+        self.consumer = consumer
+        self._factory = producer_factory
+        self._producer: TransactionalProducer | None = None
         self._alerts_topic = alerts_topic
         self._dlq_topic = dlq_topic
         self._timeout = timeout_s
-        self._sleep = sleep
+        self._call_timeout = min(timeout_s, MAX_CALL_TIMEOUT_S)
+        self._watchdog = watchdog
+        self._outage = outage
+        self._stop = stop
+        self.dead_letter_limit = dead_letter_limit or dlq.dead_letter_limit(
+            PRODUCER_MESSAGE_MAX_BYTES, BROKER_MAX_MESSAGE_BYTES
+        )
+        self._on_fallback = on_fallback or (lambda how: None)
         self._clock = clock
+        self._refused: dict[Source, _Refusal] = {}
         self.in_transaction = False
+        self.replacements = 0
 
-    def init(self) -> None:
-        """Register the transactional.id with the coordinator, fencing (and aborting) any older instance's work."""
-        try:
-            self._retrying("init_transactions", lambda: self._producer.init_transactions(self._timeout))
-        except KafkaException as exc:
-            raise FatalKafkaError(f"cannot initialise Kafka transactions: {kafka_error(exc).str()}") from exc
+    @property
+    def ready(self) -> bool:
+        """True while a producer with initialised transactions is in place."""
+        return self._producer is not None
 
-    def commit(self, batch: ScoredBatch) -> bool:
-        """Produce the batch's records and commit them with the consumed offsets.
+    # ---- the producer's life ----------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Build the producer and register its transactional.id (fencing any older instance and settling its
+        open transaction), retrying while the cluster is away. False when stopped first.
 
-        True when committed; False when Kafka asked for an abort, in which case the transaction was aborted
-        and the consumer rewound to the committed offsets (the batch will be consumed again).
+        A timed-out ``init_transactions`` is called again on the same producer (librdkafka: "retry call to
+        resume"); only a producer that cannot go on, or whose call got stuck, is replaced by a new one.
         """
-        positions = [tp for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0]
-        try:
-            self._producer.begin_transaction()
-            self.in_transaction = True
-            for record in batch.alerts:
-                self._produce(self._alerts_topic, record)
-            for record in batch.dead_letters:
-                self._produce(self._dlq_topic, record)
-            metadata = self._consumer.consumer_group_metadata()
-            self._retrying(
-                "send_offsets_to_transaction",
-                lambda: self._producer.send_offsets_to_transaction(positions, metadata, self._timeout),
-            )
-            self._retrying("commit_transaction", lambda: self._producer.commit_transaction(self._timeout))
-            self.in_transaction = False
+        delay = 0.5
+        holder: list[Any] = []
+        while not self._stop.is_set():
+            if not holder:
+                holder.append(self._factory())
+            try:
+                self._watchdog.call(
+                    "init_transactions",
+                    partial(holder[0].init_transactions, self._call_timeout),
+                    timeout_s=self._call_timeout,
+                )
+            except CallAbandoned:
+                holder.clear()  # its blocked worker keeps it alive: leaked, never destroyed under librdkafka
+                continue
+            except KafkaException as exc:
+                error = kafka_error(exc)
+                if misconfigured(error):
+                    raise FatalKafkaError(f"cannot initialise Kafka transactions: {describe(error)}") from exc
+                self._note_failure("init_transactions", error)
+                if error.fatal() or not (error.retriable() or means_unreachable(error)):
+                    self._watchdog.dispose("producer", holder)
+                if self._stop.wait(delay):
+                    self._watchdog.dispose("producer", holder)
+                    return False
+                delay = min(delay * 2, 5.0)
+                continue
+            self._producer = holder.pop()
+            self._outage.recovered()
             return True
+        self._watchdog.dispose("producer", holder)
+        return False
+
+    def replace(self, reason: str) -> bool:
+        """Give up the current producer for a new one (same transactional.id), then rewind the consumer to the
+        committed offsets. False when stopped first."""
+        self.replacements += 1
+        log.warning("replacing the transactional producer (%s)", reason)
+        self.in_transaction = False
+        self.close()
+        return self.start() and self.rewind()
+
+    def close(self) -> None:
+        """Dispose of the producer (its destructor runs in the watchdog's worker, so it cannot block us)."""
+        if self._producer is not None:
+            holder: list[Any] = [self._producer]
+            self._producer = None
+            self._watchdog.dispose("producer", holder)
+
+    # ---- one batch --------------------------------------------------------------------------------------------
+    def commit(self, batch: ScoredBatch) -> CommitOutcome:
+        """Produce the batch's records and commit them with the consumed offsets (see the module docstring).
+
+        Raises ProducerUnusableError when the producer must be replaced (then call :meth:`replace`).
+        """
+        producer = self._producer
+        if producer is None:
+            raise ProducerUnusableError("no producer (its start was interrupted)")
+        positions = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
+        deadline = self._clock() + self._timeout
+        refusals: list[_Refusal] = []
+        stage = "begin_transaction"
+        try:
+            producer.begin_transaction()
+            self.in_transaction = True
+            stage = "produce"
+            for topic, original_topic, record in self._outgoing(batch):
+                self._produce(producer, topic, original_topic, record, refusals)
+            metadata = self.consumer.consumer_group_metadata()
+            stage = "send_offsets_to_transaction"
+            self._retrying(
+                stage,
+                lambda: producer.send_offsets_to_transaction(positions, metadata, self._call_timeout),
+                deadline,
+            )
+            stage = "commit_transaction"
+            self._retrying(stage, lambda: producer.commit_transaction(self._call_timeout), deadline)
+        except CallAbandoned as exc:
+            self._producer, self.in_transaction = None, False  # left with its blocked worker
+            raise ProducerUnusableError(str(exc)) from exc
+        except _StoppedError:
+            self.abort_quietly()
+            return CommitOutcome.ABORTED
         except KafkaException as exc:
             error = kafka_error(exc)
-            if not error.txn_requires_abort():
-                raise FatalKafkaError(f"Kafka transaction failed and cannot be retried: {error.str()}") from exc
-            log.warning("transaction must be aborted (%s): aborting and rewinding to committed offsets", error.str())
-            self.abort()
+            self._learn(producer, refusals)
+            if error.fatal() or (producer_unusable(error) and not error.txn_requires_abort()):
+                raise ProducerUnusableError(f"{stage}: {describe(error)}") from exc
+            if stage == "commit_transaction" and not error.txn_requires_abort():
+                # committed or not? Only fencing tells: a new producer settles it, then the committed offsets say.
+                raise ProducerUnusableError(f"commit_transaction's outcome is unknown: {describe(error)}") from exc
+            self._note_failure(stage, error)
+            self._abort(producer, reason=describe(error))
+            self._learn(producer, refusals)
             self.rewind()
-            return False
+            return CommitOutcome.ABORTED
+        self.in_transaction = False
+        for record in (*batch.alerts, *batch.dead_letters):
+            if record.source is not None:
+                self._refused.pop(record.source, None)
+        self._outage.recovered()
+        return CommitOutcome.COMMITTED
 
-    def abort(self) -> None:
-        """Abort the open transaction (nothing it produced becomes visible; its offsets are not committed)."""
+    def abort_quietly(self) -> None:
+        """Best-effort abort on the way out (stopping): a second at most; the broker aborts it later anyway."""
+        producer = self._producer
+        if not self.in_transaction or producer is None:
+            return
         try:
-            self._retrying("abort_transaction", lambda: self._producer.abort_transaction(self._timeout))
-        except KafkaException as exc:
-            raise FatalKafkaError(f"cannot abort the Kafka transaction: {kafka_error(exc).str()}") from exc
+            self._watchdog.call(
+                "abort_transaction",
+                lambda: producer.abort_transaction(STOP_CALL_TIMEOUT_S),
+                timeout_s=STOP_CALL_TIMEOUT_S,
+            )
+        except (KafkaException, CallAbandoned) as exc:
+            log.info("the open transaction was left to the broker to abort (%s)", exc)
         finally:
             self.in_transaction = False
 
-    def rewind(self) -> None:
-        """Seek every partition this consumer has read from back to its committed offset."""
-        consumed = [tp for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0]
+    def rewind(self) -> bool:
+        """Seek every partition this consumer has read from back to its committed offset, asking the group
+        coordinator until it answers. False when stopped first (the next owner starts from the committed
+        offsets anyway)."""
+        consumed = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
         if not consumed:
-            return
-        try:
-            committed = self._retrying("committed", lambda: self._consumer.committed(consumed, timeout=self._timeout))
-            for tp in committed:
-                start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING  # never committed: from the start
-                self._consumer.seek(TopicPartition(tp.topic, tp.partition, start))
-                log.info("rewound %s[%d] to offset %s", tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0)
-        except KafkaException as exc:
-            # Skipping a rewind would lose the aborted batch: stop instead, a restart resumes from the commit.
-            raise FatalKafkaError(f"cannot rewind to the committed offsets: {kafka_error(exc).str()}") from exc
-
-    # ---- helpers ------------------------------------------------------------------------------------------
-    def _produce(self, topic: str, record: OutRecord) -> None:
+            return True
+        delay = 0.2
         while True:
             try:
-                self._producer.produce(topic, value=record.value, key=record.key, headers=record.headers)
-                return
-            except BufferError:  # the local queue is full: let librdkafka send, then try again
-                self._producer.poll(0.1)
+                committed = self._watchdog.call(
+                    "committed",
+                    lambda: self.consumer.committed(consumed, timeout=self._call_timeout),
+                    timeout_s=self._call_timeout,
+                )
+                break
+            except CallAbandoned as exc:
+                raise ConsumerUnusableError(str(exc), abandoned=True) from exc
+            except KafkaException as exc:
+                self._note_failure("reading the committed offsets", kafka_error(exc))
+                if self._stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 2.0)
+        for tp in committed:
+            start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING  # never committed: from the start
+            try:
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, start))
+            except KafkaException as exc:  # revoked meanwhile: its new owner starts from the committed offset
+                log.info("not rewinding %s[%d]: %s", tp.topic, tp.partition, describe(exc))
+                continue
+            log.info("rewound %s[%d] to offset %s", tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0)
+        return True
 
-    def _retrying(self, what: str, call: Callable[[], T]) -> T:
-        """``call()``, again after a back-off while Kafka says the error is retriable (up to the timeout)."""
+    # ---- records ----------------------------------------------------------------------------------------------
+    def _outgoing(self, batch: ScoredBatch) -> Iterator[tuple[str, str, OutRecord]]:
+        """(topic, topic first meant, record) for each record of the batch, in the form Kafka will take."""
+        for original_topic, records in ((self._alerts_topic, batch.alerts), (self._dlq_topic, batch.dead_letters)):
+            for record in records:
+                known = self._refused.get(record.source) if record.source is not None else None
+                if known is None or known.original_topic != original_topic:
+                    if original_topic == self._dlq_topic:
+                        record = self._fit(record)
+                    yield original_topic, original_topic, record
+                    continue
+                stand_in = self._stand_in(known.failed_topic, known.failed, known.reason)
+                if stand_in is not None:
+                    yield stand_in[0], original_topic, stand_in[1]
+
+    def _fit(self, record: OutRecord) -> OutRecord:
+        fitted = dlq.fit(record, self.dead_letter_limit)
+        if fitted is not record:
+            self._on_fallback("cut_to_fit")
+        return fitted
+
+    def _stand_in(self, topic: str, record: OutRecord, refusal: str) -> tuple[str, OutRecord] | None:
+        """What to write instead of ``record`` once Kafka refused it, or None when nothing smaller is left."""
+        if topic == self._alerts_topic:
+            self._on_fallback("alert_to_dlq")
+            log.error("Kafka refused an alert (%s): it goes to the DLQ instead", refusal)
+            return self._dlq_topic, self._fit(dlq.refused_alert(record, refusal))
+        if record.value is not None or record.original_headers or len(record.key or b"") > dlq.MINIMAL_KEY_BYTES:
+            self._on_fallback("minimal")
+            log.warning("Kafka refused a dead letter (%s): writing a minimal one instead", refusal)
+            return self._dlq_topic, dlq.minimal(record, refusal)
+        self._on_fallback("left_out")
+        source = record.source
+        log.error(
+            "Kafka refused even the minimal dead letter of %s (%s): left out",
+            f"{source.topic}[{source.partition}]@{source.offset}" if source else "a message",
+            refusal,
+            extra={"key": repr((record.key or b"")[:100]), "headers": repr(record.headers)[:1000]},
+        )
+        return None
+
+    def _produce(
+        self,
+        producer: TransactionalProducer,
+        topic: str,
+        original_topic: str,
+        record: OutRecord,
+        refusals: list[_Refusal],
+    ) -> None:
+        while True:
+            try:
+                queued = produce(
+                    producer,
+                    topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=record.headers,
+                    on_delivery=partial(self._delivered, refusals, original_topic, topic, record),
+                    stop=self._stop,
+                )
+            except KafkaException as exc:
+                error = kafka_error(exc)
+                if not refuses_record(error):
+                    raise
+                stand_in = self._stand_in(topic, record, describe(error))  # refused at once: replace it at once
+                if stand_in is None:
+                    return
+                topic, record = stand_in
+                continue
+            if not queued:
+                raise _StoppedError
+            return
+
+    @staticmethod
+    def _delivered(
+        refusals: list[_Refusal], original_topic: str, topic: str, record: OutRecord, error: Any, _: Any
+    ) -> None:
+        # Runs in whichever thread serves the producer's events (inside commit_transaction's flush).
+        if error is not None and refuses_record(error):
+            refusals.append(_Refusal(original_topic, topic, record, describe(error)))
+
+    def _learn(self, producer: TransactionalProducer, refusals: list[_Refusal]) -> None:
+        """Remember the records Kafka refused at delivery, so the retried batch writes their stand-ins."""
+        try:
+            producer.poll(0)  # serve delivery reports still queued
+        except KafkaException as exc:  # a fatal state poll() reports: the caller's own error says what to do
+            log.debug("poll after a failed transaction: %s", describe(exc))
+        for refusal in refusals:
+            if refusal.failed.source is not None:
+                self._refused[refusal.failed.source] = refusal
+        refusals.clear()
+
+    # ---- calls ------------------------------------------------------------------------------------------------
+    def _abort(self, producer: TransactionalProducer, *, reason: str) -> None:
         deadline = self._clock() + self._timeout
+        try:
+            self._retrying("abort_transaction", lambda: producer.abort_transaction(self._call_timeout), deadline)
+        except CallAbandoned as exc:
+            self._producer = None
+            raise ProducerUnusableError(str(exc)) from exc
+        except KafkaException as exc:
+            raise ProducerUnusableError(f"cannot abort after {reason}: {describe(exc)}") from exc
+        finally:
+            self.in_transaction = False
+
+    def _retrying(self, what: str, call: Callable[[], T], deadline: float) -> T:
+        """``call()`` under the watchdog, again after a back-off while Kafka says the error is retriable and the
+        transaction still has time."""
         delay = 0.1
         while True:
             try:
-                return call()
+                return self._watchdog.call(what, call, timeout_s=self._call_timeout)
             except KafkaException as exc:
                 error = kafka_error(exc)
-                if error.fatal() or error.txn_requires_abort() or not error.retriable() or self._clock() > deadline:
+                if error.fatal() or error.txn_requires_abort() or not error.retriable():
                     raise
-                log.warning("%s failed (%s): retrying in %.1f s", what, error.str(), delay)
-                self._sleep(delay)
-                delay = min(delay * 2, 2.0)
+                if self._clock() + delay >= deadline:
+                    raise
+                self._note_failure(what, error)
+                if self._stop.wait(delay):
+                    raise
+                delay = min(delay * 2, 1.0)
+
+    def _note_failure(self, what: str, error: KafkaError) -> None:
+        if means_unreachable(error):
+            self._outage.failed(f"{what}: {describe(error)}")
+        elif not self._outage.absorb(f"{what}: {describe(error)}"):
+            log.warning("%s failed: %s", what, describe(error))

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from fraudstream.model.explain import SKOPS_TRUSTED_TYPES
 from fraudstream.model.features import TimeEncoding
 from fraudstream.model.profile import PROFILE_FILE, ReferenceProfile
 from fraudstream.model.serving import ServingSpec
 from fraudstream.schemas import FEATURES
-from trainer.pipeline import SKOPS_TRUSTED_TYPES
 
 if TYPE_CHECKING:
     from imblearn.pipeline import Pipeline

@@ -9,13 +9,6 @@ from sklearn.ensemble import RandomForestClassifier
 
 from trainer.config import TrainConfig
 
-# Types skops must be told to trust when MLflow loads the model back (it refuses anything not on its own
-# safe list). The trainer checks at save time that the saved pipeline needs exactly these and no others.
-SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
-    "imblearn.over_sampling._smote.base.SMOTE",
-    "imblearn.pipeline.Pipeline",
-    "sklearn.tree._tree.Tree",
-)
 MODEL_PARAMS: tuple[str, ...] = (
     "n_estimators",
     "max_depth",

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fraudstream.model.explain import SKOPS_TRUSTED_TYPES
 from fraudstream.schemas import FEATURES, LABEL_COLUMN
 from fraudstream.settings import Settings
 from trainer import model_dir, plots
 from trainer.champion import HoldoutRecord
 from trainer.exceptions import TrainingError
-from trainer.pipeline import MODEL_PARAMS, SKOPS_TRUSTED_TYPES
+from trainer.pipeline import MODEL_PARAMS
 from trainer.split import CONTENT_SCHEME
 
 if TYPE_CHECKING:

@@ -24,11 +24,12 @@ async def healthz() -> HealthPublic:
 @router.get(
     "/readyz",
     response_model=ReadinessPublic,
-    summary="Readiness: model loaded, store reachable, sink running",
+    summary="Readiness: model loaded, store reachable, sink holding partitions, reaching the broker, lag known",
     responses={503: {"model": ReadinessPublic, "description": "Not ready; each failing check says why."}},
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """200 when a model is loaded, the store answers and the in-process sink (if any) runs within its lag limit."""
+    """200 when a model is loaded, the store answers and the in-process sink (if any) holds partitions, reaches
+    the broker and has measured its lag (within FRAUD_API_READY_MAX_SINK_LAG when set); else 503 saying which."""
     model = services.models.current
     model_check = CheckPublic(
         ok=model is not None,
@@ -52,10 +53,20 @@ def _sink_check(services: ServicesDep) -> SinkCheckPublic:
     limit = services.settings.api_ready_max_sink_lag
     if status.failed or not services.sink.alive:
         ok, detail = False, f"stopped: {status.failed or 'not running'}"
+    elif status.problems:
+        ok, detail = False, "; ".join(status.problems)
     elif limit is not None and status.lag is not None and status.lag > limit:
         ok, detail = False, f"lag {status.lag} is over FRAUD_API_READY_MAX_SINK_LAG={limit}"
     elif status.last_error:
         ok, detail = True, f"running, retrying after: {status.last_error}"
     else:
         ok, detail = True, "running"
-    return SinkCheckPublic(ok=ok, detail=detail, lag=status.lag, stored=status.stored, invalid=status.invalid)
+    return SinkCheckPublic(
+        ok=ok,
+        detail=detail,
+        lag=status.lag,
+        stored=status.stored,
+        invalid=status.invalid,
+        partitions=status.assigned,
+        dead_lettered=status.dead_lettered,
+    )

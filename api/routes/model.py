@@ -6,12 +6,13 @@ from fastapi import APIRouter
 
 from api.deps import NO_MODEL_MESSAGE, ServicesDep
 from api.exceptions import ModelUnavailableError
+from api.openapi import KEY_ERROR, error
 from api.schemas import ModelPublic
 
 router = APIRouter(
     prefix="/model",
     tags=["model"],
-    responses={503: {"description": "No production model yet."}, 401: {"description": "API key missing."}},
+    responses={**KEY_ERROR, 503: error("No production model yet: run `fraudstream train`.")},
 )
 
 

@@ -71,6 +71,9 @@ def serve(
         err_console.print("[red]the API did not start[/red]: see the log above")
         raise typer.Exit(1)
     console.print("API stopped")
+    from fraudstream.kafka.watchdog import exit_process
+
+    exit_process(0)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown of it
 
 
 def _server_class() -> type:
@@ -126,19 +129,25 @@ def sink(
         worker.join()
     _status_line(alert_sink, time.monotonic() - started)
     store.engine.dispose()
+    from fraudstream.kafka.watchdog import exit_process
+
     if failure:
         err_console.print(f"[red]the alert sink stopped on an error[/red]: {failure[0]}")
+        exit_process(1)
         raise typer.Exit(1)
     console.print("alert sink stopped")
+    exit_process(0)
 
 
 def _status_line(alert_sink: AlertSink, elapsed: float) -> None:
     status = alert_sink.status()
     lag = "?" if status.lag is None else str(status.lag)
     line = (
-        f"[dim]{elapsed:7.0f} s[/dim]  stored {status.stored:,}  invalid {status.invalid:,}  lag {lag}  "
-        f"partitions {status.assigned}"
+        f"[dim]{elapsed:7.0f} s[/dim]  stored {status.stored:,}  invalid {status.invalid:,} (to "
+        f"{alert_sink.dlq_topic})  lag {lag}  partitions {status.assigned}"
     )
+    if status.problems:
+        line += f"  [yellow]not ready: {'; '.join(status.problems)}[/yellow]"
     if status.last_error:
         line += f"  [yellow]retrying: {status.last_error}[/yellow]"
     console.print(line, soft_wrap=True)

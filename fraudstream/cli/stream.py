@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fraudstream.cli.common import console, example, settings_or_exit
+from fraudstream.cli.common import console, err_console, example, settings_or_exit
 
 if TYPE_CHECKING:
     from producer.replay import ReplayStats
@@ -77,7 +77,12 @@ def score(
         None, "--transactional-id", help="Stable transactional.id of this replica (fences a crashed predecessor)."
     ),
 ) -> None:
-    """Score transactions exactly once with the production model: alerts to fraud-alerts, bad messages to the DLQ."""
+    """Score transactions exactly once with the production model: alerts to fraud-alerts, bad messages to the DLQ.
+
+    It rides out broker outages and replaces Kafka clients that cannot go on, in-process; it exits non-zero only
+    when Kafka refuses its configuration (1) or when Kafka calls keep getting stuck (3: restart it).
+    """
+    from fraudstream.kafka.watchdog import WatchdogGaveUp, exit_process
     from scorer.bootstrap import run_scorer
 
     settings = settings_or_exit(
@@ -91,16 +96,28 @@ def score(
         f"Scoring [bold]{settings.topic_transactions}[/bold] on {settings.bootstrap_servers} "
         f"(group {settings.scorer_group_id}) with [bold]{settings.model_uri}[/bold]; "
         f"alerts to {settings.topic_alerts}, bad messages to {settings.topic_dlq}"
-        + (f"; metrics on :{settings.scorer_metrics_port}/metrics" if settings.scorer_metrics_port else ""),
+        + (
+            f"; metrics and readiness on http://{settings.scorer_metrics_host}:{settings.scorer_metrics_port}"
+            "/metrics and /readyz"
+            if settings.scorer_metrics_port
+            else ""
+        ),
         soft_wrap=True,
     )
-    status = run_scorer(settings, on_status=_StatusLine(settings.model_name))
+    try:
+        status = run_scorer(settings, on_status=_StatusLine(settings.model_name))
+    except WatchdogGaveUp as exc:
+        err_console.print(f"[red]the scorer stops[/red]: {exc}", soft_wrap=True)
+        exit_process(3)
+        raise typer.Exit(3) from exc
     console.print(
         f"[green]stopped cleanly[/green]: {status.consumed:,} consumed, {status.scored:,} scored, "
         f"{status.alerts:,} alerts, {status.dead_letters:,} to the DLQ in {status.batches:,} committed batches"
-        + (f" ({status.aborted} aborted and retried)" if status.aborted else ""),
+        + (f" ({status.aborted} aborted and retried)" if status.aborted else "")
+        + (f"; {status.replaced} Kafka clients replaced" if status.replaced else ""),
         soft_wrap=True,
     )
+    exit_process(0)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown of it
 
 
 class _StatusLine:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudstream.exceptions import ModelLoadError, ModelNotFoundError
+from fraudstream.model.explain import ExplainPolicy
 from fraudstream.model.serving import FraudModel, open_model_dir
 from fraudstream.settings import Settings
 
@@ -46,6 +47,7 @@ class ModelRegistry:
         self.tracking_uri = settings.tracking_uri
         self.name = settings.model_name
         self.alias = settings.model_alias
+        self.explain_policy = ExplainPolicy.from_settings(settings) if settings.explain_enabled else None
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
     @property
@@ -81,7 +83,9 @@ class ModelRegistry:
                 run_id = self.client.get_model_version(self.name, version).run_id
             except Exception as exc:  # MLflow raises many kinds here (store, file system)
                 raise ModelLoadError(f"cannot download {uri}: {exc}") from exc
-            model = open_model_dir(local, name=self.name, version=str(version), run_id=run_id)
+            model = open_model_dir(
+                local, name=self.name, version=str(version), run_id=run_id, explain_policy=self.explain_policy
+            )
         log.info("loaded model", extra={"model": self.name, "version": version, "threshold": model.threshold})
         return model
 

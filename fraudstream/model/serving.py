@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +23,10 @@ from fraudstream.model.engine import OnnxEngine
 from fraudstream.model.features import TimeEncoding, model_input
 from fraudstream.model.profile import ReferenceProfile
 from fraudstream.schemas import FEATURES
+
+if TYPE_CHECKING:
+    from fraudstream.model.explain import ExplainerLoader, ExplainPolicy
+    from fraudstream.schemas import Explanation
 
 METADATA_KEY = "fraudstream"
 SPEC_VERSION = 2
@@ -69,6 +73,8 @@ class FraudModel:
     time_encoding: TimeEncoding = "raw"
     profile: ReferenceProfile | None = None
     """The training rows' profile (None for versions logged before it existed)."""
+    explainer: ExplainerLoader | None = None
+    """Reason codes from the same version's forest; None when explanations are off or the version has no forest."""
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Fraud probabilities for an (n, 30) matrix of the transaction fields in FEATURES order."""
@@ -77,23 +83,50 @@ class FraudModel:
     def flags(self, scores: np.ndarray) -> np.ndarray:
         return scores >= self.threshold
 
+    def explain(self, features: np.ndarray) -> list[Explanation | None]:
+        """Reason codes of rows of an (n, 30) matrix (callers pass the flagged ones); None each without an explainer."""
+        if self.explainer is None:
+            return [None] * len(features)
+        return self.explainer.explain(features)
+
     @property
     def label(self) -> str:
         return f"{self.name} v{self.version}"
 
 
-def open_model_dir(root: Path, *, name: str, version: str, run_id: str | None = None) -> FraudModel:
-    """The scoring model of a local model directory (its MLmodel, ONNX file and profile)."""
+def open_model_dir(
+    root: Path,
+    *,
+    name: str,
+    version: str,
+    run_id: str | None = None,
+    explain_policy: ExplainPolicy | None = None,
+) -> FraudModel:
+    """The scoring model of a local model directory (its MLmodel, ONNX file and profile), with reason codes from
+    its forest when ``explain_policy`` is given (the forest is read now: a download folder may go away after)."""
     from mlflow.models import Model
+
+    from fraudstream.model.explain import load_explainer
 
     where = f"{name} v{version}"
     try:
-        metadata = Model.load(str(root / "MLmodel")).metadata
+        mlmodel = Model.load(str(root / "MLmodel"))
     except Exception as exc:  # MLflow raises many kinds here (file system, YAML)
         raise ModelLoadError(f"cannot read the MLmodel file of {where}: {exc}") from exc
-    spec = ServingSpec.from_metadata(metadata, where)
+    spec = ServingSpec.from_metadata(mlmodel.metadata, where)
     engine = OnnxEngine.from_path(root / spec.onnx_path)
     profile = ReferenceProfile.read(root / spec.profile_path) if spec.profile_path else None
+    time_encoding = spec.time_encoding
+    explainer = None
+    if explain_policy is not None:
+        explainer = load_explainer(
+            root,
+            mlmodel.flavors,
+            explain_policy,
+            label=where,
+            profile=profile,
+            encode=lambda matrix: model_input(matrix, time_encoding),
+        )
     return FraudModel(
         name=name,
         version=version,
@@ -102,4 +135,5 @@ def open_model_dir(root: Path, *, name: str, version: str, run_id: str | None = 
         run_id=run_id,
         time_encoding=spec.time_encoding,
         profile=profile,
+        explainer=explainer,
     )

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.schemas import AlertPublic
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings
 
@@ -49,7 +50,7 @@ def assert_api_serves_exactly(
     deadline = time.monotonic() + timeout
     while True:
         items = fetch_all_alerts(base_url, headers=headers)
-        got = {item["transaction_id"]: Alert.model_validate(_without_stored_at(item)) for item in items}
+        got = {item["transaction_id"]: AlertPublic.model_validate(item).message() for item in items}
         if len(items) == len(got) and got == wanted:
             return
         if time.monotonic() > deadline or len(got) > len(wanted):
@@ -61,10 +62,6 @@ def assert_api_serves_exactly(
                 f"missing {missing[:5]}, unexpected {unexpected[:5]}, changed {changed[:5]}"
             )
         time.sleep(0.5)
-
-
-def _without_stored_at(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in item.items() if key != "stored_at"}
 
 
 # ---- the API and the sink as processes ---------------------------------------------------------------------------
@@ -81,6 +78,13 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "model_name",
         "api_port",
         "sink_batch_timeout_s",
+        "topic_feedback",
+        "topic_partitions",
+        "explain_exact_budget_ms",
+        "feedback_publish_timeout_s",
+        "sink_session_timeout_ms",
+        "sink_instance_id",
+        "topic_sink_dlq",
     )
     return child_env(fields_of(settings, names), **extra)
 
@@ -95,6 +99,12 @@ class Service:
 
     def output(self) -> str:
         return self.log_file.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all (the sink does not leave its group)."""
+        self.process.kill()
+        self.process.wait(30)
+        self._log.close()
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait for the clean stop; returns the exit code."""

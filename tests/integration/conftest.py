@@ -6,6 +6,7 @@ launcher on a free port with its own home folder. Every test here is marked ``in
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -18,12 +19,17 @@ import pytest
 
 from fraudstream.exceptions import BrokerError
 from fraudstream.kafka.connection import KafkaConnection
-from fraudstream.kafka.launcher import LocalBroker
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.broker import LocalBroker
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import delete_topics, ensure_topics, standard_topics
 from fraudstream.settings import Settings, load_settings
 
 from .api_support import Service
+
+# ---- BEGIN three-node cluster (h-cluster): session fixtures `kafka_cluster3` / `cluster3`, started only on request
+from .cluster_support import cluster3, kafka_cluster3  # noqa: F401  (pytest finds fixtures imported here)
+
+# ---- END three-node cluster
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,7 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[SettingsF
         "topic_transactions": f"transactions-{suffix}",
         "topic_alerts": f"fraud-alerts-{suffix}",
         "topic_dlq": f"transactions.dlq-{suffix}",
+        "topic_feedback": f"fraud-feedback-{suffix}",
         "topic_partitions": 3,
         "scorer_group_id": f"scorer-{suffix}",
         "sink_group_id": f"alert-sink-{suffix}",
@@ -119,8 +126,8 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[SettingsF
 
     yield make
     for conn, names in created:
-        with contextlib.suppress(BrokerError):
-            delete_topics(conn, names)
+        with contextlib.suppress(BrokerError, concurrent.futures.TimeoutError):
+            delete_topics(conn, names, timeout=10)
 
 
 # ---- where the session's broker comes from ----------------------------------------------------------------------
@@ -164,6 +171,22 @@ def _local_broker(home: Path, cache_dir: Path) -> Iterator[str]:
         status = broker.up(timeout=120)
         log.info("integration tests use a local broker at %s (log: %s)", status.bootstrap, status.log_file)
         yield status.bootstrap
+    finally:
+        broker.down()
+
+
+# ---- a broker of the test's own, for the fault tests (kill -9, restart) ------------------------------------------
+@pytest.fixture
+def fault_broker(tmp_path: Path, kafka_cache_dir: Path) -> Iterator[LocalBroker]:
+    """A local broker on a free port with its own home, for a test that kills it (never the session broker).
+
+    Kill it with ``os.kill(broker.status().pid, SIGKILL)``; ``broker.up()`` starts it again on the same home and
+    port, with its topics, offsets and transactions. It is stopped at the end of the test.
+    """
+    broker = LocalBroker(port=free_port(), home=tmp_path / "fault-broker", cache_dir=kafka_cache_dir)
+    broker.up(timeout=180)
+    try:
+        yield broker
     finally:
         broker.down()
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from fraudstream.data.check import iter_validated_chunks
 from fraudstream.kafka.clients import consumer_config
@@ -49,6 +49,7 @@ _ENV_FIELDS = (
     "scorer_session_timeout_ms",
     "scorer_status_interval_s",
     "model_poll_interval_s",
+    "explain_exact_budget_ms",
     "mlflow_tracking_uri",
     "mlflow_artifact_location",
     "model_name",
@@ -186,7 +187,27 @@ def scorer_process(settings: Settings, log: Path, **overrides: Any) -> Iterator[
         handle.close()
 
 
+# ---- the acceptance report ---------------------------------------------------------------------------------------
+def tally(what: str, *, sent: int, expected: set[str], got: list[str], **more: object) -> tuple[set[str], set[str]]:
+    """Print what a test sent, what came out, what was lost and what was duplicated; returns (lost, duplicated)."""
+    counts: dict[str, int] = {}
+    for key in got:
+        counts[key] = counts.get(key, 0) + 1
+    lost = expected - set(counts)
+    duplicated = {key for key, count in counts.items() if count > 1}
+    extra = "".join(f", {name} {value}" for name, value in more.items())
+    print(  # noqa: T201 (the fault tests report their tally, as the acceptance asks)
+        f"\n[{what}] sent {sent}, expected {len(expected)} alerts, came out {len(got)} "
+        f"({len(counts)} distinct), lost {len(lost)}, duplicated {len(duplicated)}{extra}",
+        flush=True,
+    )
+    return lost, duplicated
+
+
 # ---- reading the topics -----------------------------------------------------------------------------------------
+_LOADING = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE)
+
+
 def committed_offsets(settings: Settings) -> list[int]:
     """The scorer group's committed offsets on the transactions topic (-1001 where none yet).
 
@@ -197,9 +218,17 @@ def committed_offsets(settings: Settings) -> list[int]:
         settings.kafka(), group_id=settings.scorer_group_id, client_id="stream-test-lag", read_committed=False
     )
     consumer = Consumer(config)
+    partitions = [TopicPartition(settings.topic_transactions, p) for p in range(settings.topic_partitions)]
+    deadline = time.monotonic() + 30
     try:
-        partitions = [TopicPartition(settings.topic_transactions, p) for p in range(settings.topic_partitions)]
-        return [tp.offset for tp in consumer.committed(partitions, timeout=15)]
+        while True:
+            try:
+                return [tp.offset for tp in consumer.committed(partitions, timeout=15)]
+            except KafkaException as exc:  # e.g. NOT_COORDINATOR while a (re)started broker loads its groups
+                error = exc.args[0]
+                if time.monotonic() > deadline or (not error.retriable() and error.code() not in _LOADING):
+                    raise
+                time.sleep(0.3)
     finally:
         consumer.close()
 

@@ -25,12 +25,13 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudstream.kafka.clients import consumer_config, producer_config
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES, Alert
 from fraudstream.settings import Settings
 
 from .api_support import Service, assert_api_serves_exactly, process_env, wait_ready
+from .stream_support import read_topic
 
 T0 = datetime(2013, 9, 1, tzinfo=timezone.utc)
 
@@ -122,8 +123,15 @@ def test_alerts_on_the_topic_are_served_exactly_once_across_an_api_restart(
     ready = wait_ready(base_url, api)
     assert ready["model"]["detail"] == f"{settings.model_name} v{trained_model.version}"
     assert_api_serves_exactly(base_url, first + second)
-    sink = _wait_for(lambda: httpx.get(f"{base_url}/readyz").json()["sink"], lambda s: s["lag"] == 0)
-    assert sink["invalid"] == 1
+    # (the lag comes with the consumer's statistics, a second old at most: wait for the invalid one too)
+    sink = _wait_for(
+        lambda: httpx.get(f"{base_url}/readyz").json()["sink"], lambda s: s["lag"] == 0 and s["invalid"] == 1
+    )
+    assert sink["dead_lettered"] == 1
+    (dead,) = read_topic(settings, settings.topic_sink_dlq, at_least=1)  # what the store cannot hold, with why
+    assert dead.value() == b'{"transaction_id": "not an alert"}'
+    assert dict(dead.headers())["error_kind"] == b"invalid_alert"
+    assert dict(dead.headers())["source_topic"] == settings.topic_alerts.encode()
     metrics = httpx.get(f"{base_url}/metrics").text.splitlines()
     (stored,) = [float(line.split()[-1]) for line in metrics if line.startswith("fraudstream_api_alerts_stored_total")]
     assert stored >= len(first + second)  # writes: a redelivery after a rebalance would count twice
@@ -142,6 +150,54 @@ def test_alerts_on_the_topic_are_served_exactly_once_across_an_api_restart(
     assert sink_process.stop() == 0, sink_process.output()[-3000:]
     assert "stored" in sink_process.output()
     assert api.stop() == 0, api.output()[-3000:]
+
+
+def test_readyz_is_503_while_the_sink_stalls_after_a_kill_9_and_200_once_it_holds_partitions_again(
+    settings_factory: Callable[..., Settings], trained_model: Any, services: Callable[..., Service], tmp_path: Path
+) -> None:
+    # Dynamic membership (no FRAUD_SINK_INSTANCE_ID): the killed sink stays in the group until its session ends
+    # (15 s here, longer than the API takes to restart), and the restarted one holds no partitions until then.
+    # That stall is what /readyz must not hide.
+    settings = settings_factory(
+        **trained_model.overrides,
+        alert_store_url=f"sqlite:///{tmp_path / 'alerts.db'}",
+        api_port=free_port(),
+        sink_batch_timeout_s=0.2,
+        sink_session_timeout_ms=15_000,
+    )
+    base_url = f"http://127.0.0.1:{settings.api_port}"
+    alerts = scored_alerts(settings, trained_model.data_csv, 20)
+    producer = AlertProducer(settings)
+    producer.transaction(alerts[:10])
+    api = services(["serve"], process_env(settings), tmp_path / "serve-1.log")
+    wait_ready(base_url, api)
+    assert_api_serves_exactly(base_url, alerts[:10])
+    api.kill()
+
+    producer.transaction(alerts[10:])
+    api = services(["serve"], process_env(settings), tmp_path / "serve-2.log")
+    stalled = _wait_for(
+        lambda: _readyz(base_url), lambda r: r is not None and r[0] == 503 and "no partitions" in r[1]["sink"]["detail"]
+    )
+    stalled_at = time.monotonic()
+    ready = _wait_for(lambda: _readyz(base_url), lambda r: r is not None and r[0] == 200, timeout=60)
+    stall_s = time.monotonic() - stalled_at
+    assert_api_serves_exactly(base_url, alerts)
+    print(  # noqa: T201 (the acceptance asks for the tally)
+        f"\n[sink stall] sent {len(alerts)} alerts, served {len(alerts)}, lost 0, duplicated 0; 503 for {stall_s:.1f} s"
+        f" ({stalled[1]['sink']['detail']}), then 200 ({ready[1]['sink']})"
+    )
+    assert stalled[1]["status"] == "not ready"
+    assert ready[1]["sink"]["partitions"] == settings.topic_partitions
+    assert api.stop() == 0, api.output()[-3000:]
+
+
+def _readyz(base_url: str) -> tuple[int, Any] | None:
+    try:
+        response = httpx.get(f"{base_url}/readyz", timeout=2)
+    except httpx.TransportError:
+        return None
+    return response.status_code, response.json()
 
 
 def _wait_for(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0) -> Any:

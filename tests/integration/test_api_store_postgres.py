@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.store import AlertFilter, AlertRepository
-from fraudstream.kafka.processes import free_port
-from fraudstream.schemas import Alert
+from fraudstream.kafka.local.processes import free_port
+from fraudstream.schemas import SEED_EXAMPLE, Alert, Explanation, Reason, TransactionFeatures
 from fraudstream.settings import load_settings
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -74,7 +74,7 @@ def store(postgres_url: str) -> Iterator[AlertRepository]:
     repository.create_schema()
     yield repository
     with repository.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE alerts")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases")
     repository.engine.dispose()
 
 
@@ -133,10 +133,60 @@ def test_the_api_pages_alerts_from_postgresql(postgres_url: str, store: AlertRep
         def load(self, version: str) -> None:
             raise AssertionError("no model to load")
 
-    with TestClient(create_app(settings, registry=NoModel(), store=store)) as client:
+    with TestClient(create_app(settings, registry=NoModel(), store=store, run_feedback=False)) as client:
         first = client.get("/alerts", params={"limit": 5}).json()
         second = client.get("/alerts", params={"limit": 50, "cursor": first["next_cursor"]}).json()
         assert client.get("/readyz").json()["store"] == {"ok": True, "detail": "postgresql answers"}
 
     ids = [a["transaction_id"] for a in first["data"] + second["data"]]
     assert ids == [f"tx-{i:05d}" for i in range(11, -1, -1)]
+
+
+def test_reasons_verdicts_stats_and_an_older_table_on_postgresql(postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url, connect_args={"options": "-c TimeZone=Asia/Kolkata"})
+    with engine.begin() as conn:  # the alerts table as the first release created it
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases")
+        conn.exec_driver_sql(
+            "CREATE TABLE alerts (transaction_id VARCHAR PRIMARY KEY, score FLOAT NOT NULL, threshold FLOAT NOT NULL, "
+            "model_name VARCHAR NOT NULL, model_version VARCHAR NOT NULL, event_time TIMESTAMPTZ NOT NULL, "
+            'scored_at TIMESTAMPTZ NOT NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, '
+            "amount FLOAT NOT NULL, label SMALLINT, stored_at TIMESTAMPTZ NOT NULL)"
+        )
+    store = AlertRepository(engine)
+    try:
+        store.create_schema()
+        explanation = Explanation(
+            method="treeshap", base_value=0.05, reasons=[Reason(feature="V14", value=-9.8, contribution=0.3)]
+        )
+        now = datetime.now(timezone.utc)
+        alerts = [
+            _alert(i, T0, score=0.5 + i / 20, model_version=str(1 + i % 2), scored_at=now, explanation=explanation)
+            for i in range(10)
+        ]
+        store.upsert_many(
+            [*alerts[:-1], _alert(9, T0, score=0.95, features=TransactionFeatures(**SEED_EXAMPLE), scored_at=now)]
+        )
+        for index, verdict in ((0, "fraud"), (1, "legitimate"), (2, "fraud"), (2, "legitimate")):
+            assert store.feedback.record(f"tx-{index:05d}", verdict, "ana", None) is not None
+        assert store.feedback.acquire_lease("publisher", "a", 10)
+        assert not store.feedback.acquire_lease("publisher", "b", 10)
+
+        found = store.get("tx-00000")
+        assert found is not None
+        assert found.explanation == explanation
+        assert found.verdict is not None
+        assert found.verdict.verdict == "fraud"
+        assert store.get("tx-00009").features == TransactionFeatures(**SEED_EXAMPLE)  # type: ignore[union-attr]
+        assert store.count(AlertFilter(verdict="none")) == 7
+        assert store.count(AlertFilter(verdict="legitimate")) == 2
+        stats = store.stats()
+        assert stats.reviews["1"].reviewed == 2  # tx-0 and tx-2, even versions
+        assert stats.reviews["1"].fraud == 1
+        assert stats.reviews["2"].reviewed == 1
+        assert stats.score_histogram == [0] * 10 + [1] * 10  # 0.50, 0.55, ... 0.95: one a bin
+        assert sum(stats.by_minute.values()) == 10
+        assert [f.verdict for f in store.feedback.history("tx-00002")] == ["fraud", "legitimate"]
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases")
+        engine.dispose()

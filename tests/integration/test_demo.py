@@ -18,8 +18,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from fraudstream.data.synth import write_synthetic
 from fraudstream.kafka.clients import consumer_config
-from fraudstream.kafka.launcher import LocalBroker
-from fraudstream.kafka.processes import free_port, process_alive
+from fraudstream.kafka.local.broker import LocalBroker
+from fraudstream.kafka.local.processes import free_port, process_alive
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings
 
@@ -159,8 +159,9 @@ def test_demo_runs_end_to_end_and_its_summary_matches_the_topics(
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+def own_broker(tmp_path: Path, kafka_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int]]:
     """A state folder and port for a demo that manages its own local broker; the broker is stopped after."""
+    monkeypatch.setenv("FRAUD_KAFKA_CACHE_DIR", str(kafka_cache_dir))  # the session's jar cache, not the default
     state, port = tmp_path / "state", free_port()
     yield state, port
     LocalBroker(port=port, home=state / "kafka", cache_dir=Settings().kafka_cache_dir).down()

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.cluster import LocalCluster
+from fraudstream.kafka.local.processes import free_port
+from fraudstream.kafka.topics import delete_topics
 
 from .child_env import child_env
+from .cluster_support import cluster_cli_env
 
 FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
-STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq")
+STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq", "fraud-alerts.dlq", "fraud-feedback")
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def test_up_status_topics_down_and_restart_keeps_data(cli_env: dict[str, str]) -
         topics = kafka(cli_env, "topics")
         assert topics.returncode == 0, topics.stderr
         assert all(name in topics.stdout for name in STANDARD_TOPICS)
-        assert topics.stdout.count("created") == 3
+        assert topics.stdout.count("created") == len(STANDARD_TOPICS)
 
         stopped = kafka(cli_env, "down")
         assert stopped.returncode == 0, stopped.stderr
@@ -74,7 +77,7 @@ def test_up_status_topics_down_and_restart_keeps_data(cli_env: dict[str, str]) -
 
         kept = kafka(cli_env, "topics")
         assert kept.returncode == 0, kept.stderr
-        assert kept.stdout.count("exists") == 3
+        assert kept.stdout.count("exists") == len(STANDARD_TOPICS)
         assert "created" not in kept.stdout
     finally:
         kafka(cli_env, "down")
@@ -102,3 +105,52 @@ def test_status_of_an_unreachable_external_cluster_fails(cli_env: dict[str, str]
     assert status.returncode == 1
     assert "unreachable" in status.stdout
     assert env["FRAUD_KAFKA_BOOTSTRAP"] in status.stdout
+
+
+def test_a_three_node_cluster_through_the_command_line(cluster3: LocalCluster) -> None:
+    """up/status/topics/tool/down on the session's three-node cluster, which the commands find without being told
+    its node count; a killed node shows as degraded; after `down`, `up` brings all three back with their data."""
+    env = cluster_cli_env(cluster3)  # no FRAUD_KAFKA_LOCAL_NODES: the commands find the cluster that runs
+    address = cluster3.bootstrap
+    try:
+        status = kafka(env, "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"Kafka (3 nodes) is up at {address}" in status.stdout
+
+        again = kafka(env, "up", "--nodes", "3")
+        assert again.returncode == 0, again.stderr
+        assert "already up" in again.stdout
+
+        topics = kafka(env, "topics")
+        assert topics.returncode == 0, topics.stderr
+        assert "new topics get 3 replicas, min.insync.replicas 2" in topics.stdout
+        assert re.search(r"transactions\s+│\s+3\s+│\s+3\s+│\s+created", topics.stdout), topics.stdout
+
+        described = kafka(env, "tool", "kafka-topics", "--describe", "--topic", "transactions")
+        assert described.returncode == 0, described.stderr
+        assert "ReplicationFactor: 3" in described.stdout
+        assert "min.insync.replicas=2" in described.stdout
+        assert described.stdout.count("Isr: ") == 3
+
+        killed = cluster3.node(3).kill()
+        degraded = kafka(env, "status")
+        assert degraded.returncode == 1
+        assert "degraded: 2 of 3 nodes answer" in degraded.stdout
+
+        stopped = kafka(env, "down")  # the two that still run
+        assert stopped.returncode == 0, stopped.stderr
+        assert "stopped" in stopped.stdout
+        assert not cluster3.status().any_running
+        assert kafka(env, "status").returncode == 1
+
+        restarted = kafka(env, "up", "--nodes", "3")
+        assert restarted.returncode == 0, restarted.stderr
+        assert "Kafka (3 nodes) is up in" in restarted.stdout
+        assert cluster3.status().running
+        assert cluster3.node(3).status().pid != killed
+        kept = kafka(env, "topics")
+        assert kept.returncode == 0, kept.stderr
+        assert kept.stdout.count("exists") == len(STANDARD_TOPICS)
+    finally:
+        cluster3.up(timeout=180)  # the next test of the session finds its cluster whole
+        delete_topics(cluster3.connection(), STANDARD_TOPICS)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 
 from .api_support import assert_api_serves_exactly, fetch_all_alerts, process_env, wait_ready
 from .stream_support import ScorerThread, offline_flags, read_alerts, replay_rows, stream_csv, wait_caught_up

@@ -55,7 +55,7 @@ def test_replayed_rows_alert_exactly_the_offline_flags_of_the_serving_version(
 
 
 def malformed_messages() -> list[tuple[str, bytes | None]]:
-    """50 malformed messages of 16 kinds (kind expected in the DLQ header, raw value)."""
+    """50 malformed messages of 20 kinds (kind expected in the DLQ header, raw value)."""
     good = {**SEED_EXAMPLE, "transaction_id": "bad:0", "event_time": "2024-05-01T12:00:00Z", "label": 0}
     raw = orjson.dumps(good)
 
@@ -80,8 +80,12 @@ def malformed_messages() -> list[tuple[str, bytes | None]]:
         ("wrong_type", changed(V10=None)),
         ("missing_field", without("transaction_id")),
         ("invalid_timestamp", changed(event_time="not a time")),
-        ("invalid_value", changed(label=2)),
+        ("out_of_range", changed(label=2)),
         ("invalid_json", raw + b"trailing"),
+        ("duplicate_key", raw[:-1] + b',"transaction_id":"bad:1"}'),
+        ("invalid_timestamp", changed(event_time="0001-01-01T00:00:00+14:00")),
+        ("invalid_value", changed(transaction_id="bad\n0")),
+        ("wrong_type", changed(label=True)),
     ]
     return [kinds[i % len(kinds)] for i in range(50)]
 

@@ -28,7 +28,7 @@ def test_columns_are_the_ulb_file() -> None:
 
 
 def test_features_are_declared_first_in_model_order() -> None:
-    # feature_matrix reads the first 30 __dict__ values: the declaration order is part of the contract.
+    # The declaration order is the model's column order, and the documented order of the API's schema.
     assert tuple(TransactionFeatures.model_fields)[: len(FEATURES)] == FEATURES
     assert tuple(Transaction.model_fields)[: len(FEATURES)] == FEATURES
 

@@ -95,3 +95,28 @@ def test_tracking_uri_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_env_name_matches_every_field() -> None:
     assert env_name("kafka_bootstrap") == "FRAUD_KAFKA_BOOTSTRAP"
     assert all(env_name(field).isupper() for field in Settings.model_fields)
+
+
+def test_a_local_cluster_gives_clients_every_node_and_replicates_topics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FRAUD_KAFKA_BOOTSTRAP", raising=False)
+    single = load_settings()
+    cluster = load_settings(kafka_local_nodes=3, kafka_local_port=29092)
+
+    assert (single.kafka_local_nodes, single.topic_replication_factor) == (1, 1)
+    assert cluster.kafka_local_ports == [29092, 29093, 29094]
+    assert cluster.bootstrap_servers == "127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094"
+    assert cluster.topic_replication_factor == 3
+    assert load_settings(kafka_local_nodes=5).topic_replication_factor == 3
+    assert load_settings(kafka_local_nodes=3, topic_replication_factor=2).topic_replication_factor == 2
+
+
+def test_an_external_cluster_keeps_its_own_default_replication() -> None:
+    settings = load_settings(kafka_bootstrap="kafka-1:9092", kafka_local_nodes=3)
+
+    assert settings.topic_replication_factor is None  # CreateTopics asks for the cluster's default.replication.factor
+    assert settings.bootstrap_servers == "kafka-1:9092"
+
+
+def test_a_local_cluster_must_fit_below_the_last_port() -> None:
+    with pytest.raises(ConfigurationError, match=r"FRAUD_KAFKA_LOCAL_NODES=3 .* up to 65536"):
+        load_settings(kafka_local_nodes=3, kafka_local_port=65534)

@@ -75,7 +75,7 @@ class Demo:
         self.settings = settings
         self.options = options
         self.console = console
-        self.broker: Any = None  # the LocalBroker, when this demo started it
+        self.broker: Any = None  # the LocalCluster, when this demo started it
         self.supervisor = Supervisor(settings.state_dir / "demo", self._child_env())
         self.collector: AlertCollector | None = None
         self.scorer_group = ScorerGroup(settings)
@@ -122,19 +122,20 @@ class Demo:
         self.console.rule(f"[bold]{number}/6  {title}[/bold]", align="left")
 
     def _broker(self) -> None:
-        from fraudstream.kafka.launcher import LocalBroker
+        from fraudstream.kafka.local.layout import local_cluster
         from fraudstream.kafka.topics import ensure_topics, probe_cluster, standard_topics
 
         if self.settings.uses_local_broker:
-            broker = LocalBroker.from_settings(self.settings)
-            if broker.status().running:
+            broker = local_cluster(self.settings)
+            what = "broker" if broker.size == 1 else f"{broker.size}-node Kafka cluster"
+            if broker.status().any_running:
                 broker.up()  # harmless when up: waits until it answers, refuses a changed FRAUD_KAFKA_LOCAL_PORT
-                self.console.print(f"  using the local broker already running at {broker.bootstrap} (left running)")
+                self.console.print(f"  using the local {what} already running at {broker.bootstrap} (left running)")
             else:
                 self.broker = broker  # set before up(): an interrupted start is still stopped
-                with self.console.status("starting a local Kafka broker ...") as status:
+                with self.console.status(f"starting a local {what} ...") as status:
                     broker.up(progress=lambda line: status.update(escape(line)))
-                self.console.print(f"  started a local broker at {broker.bootstrap} (stopped at the end)")
+                self.console.print(f"  started a local {what} at {broker.bootstrap} (stopped at the end)")
         else:
             info = probe_cluster(self.settings.kafka())
             self.console.print(f"  using the cluster at {info.bootstrap} (FRAUD_KAFKA_BOOTSTRAP)")
@@ -169,13 +170,14 @@ class Demo:
         return result
 
     def _services(self) -> None:
-        from fraudstream.kafka.processes import port_in_use
+        from fraudstream.kafka.local.processes import port_in_use
 
         for name, port in (
             ("FRAUD_API_PORT", self.settings.api_port),
             ("FRAUD_SCORER_METRICS_PORT", self.settings.scorer_metrics_port),
         ):
-            if port and port_in_use(port, self.settings.api_host if name == "FRAUD_API_PORT" else "127.0.0.1"):
+            host = self.settings.api_host if name == "FRAUD_API_PORT" else self.settings.scorer_metrics_host
+            if port and port_in_use(port, host):
                 raise BrokerError(f"port {port} is in use by another process: stop it or set {name} to a free port")
         scorer = self.supervisor.start("scorer", "score")
         api = self.supervisor.start("api", "serve")

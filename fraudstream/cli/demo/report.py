@@ -142,7 +142,8 @@ def where_next(console: Console, settings: Settings, *, running: bool) -> None:
     bootstrap = settings.bootstrap_servers
     example = example_transaction(settings)
     lines = [
-        f"API docs        {api}/docs" + ("" if running else "   (run with --keep-running, or `fraudstream serve`)"),
+        f"alert console   {api}/console/" + ("" if running else "   (run with --keep-running, or `fraudstream serve`)"),
+        f"API docs        {api}/docs",
         f"predict         curl -s {api}/predict -H 'content-type: application/json' -d @{example}",
         f"MLflow UI       {mlflow_ui}",
         f"topics          {settings.topic_transactions}, {settings.topic_alerts}, {settings.topic_dlq} on {bootstrap}",

@@ -8,35 +8,27 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.feedback import FeedbackPublisher
 from api.store import AlertRepository
 from fraudstream.model.engine import OnnxEngine
-from fraudstream.schemas import FEATURES, Alert
+from fraudstream.schemas import Alert
 from fraudstream.settings import Settings, load_settings
 
-from .fakes import MODEL_NAME, FakeRegistry, FakeRunMetrics
+from ..conftest import SmallForest
+from .fakes import MODEL_NAME, FakeFeedbackTopic, FakeProducer, FakeRegistry, FakeRunMetrics
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="session")
-def onnx_engine() -> OnnxEngine:
+def onnx_engine(small_forest: SmallForest) -> OnnxEngine:
     """A real (small) RandomForest compiled to ONNX the way the trainer does, trained on synthetic rows."""
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import Pipeline
-
-    from fraudstream.data.synth import generate
-    from trainer.export import forest_to_onnx
-
-    frame = generate(4000, seed=1, fraud_rate=0.05)
-    forest = RandomForestClassifier(n_estimators=8, max_depth=5, n_jobs=1, random_state=1)
-    forest.fit(frame[list(FEATURES)].to_numpy(dtype=np.float32), frame["Class"].to_numpy())
-    return OnnxEngine(forest_to_onnx(Pipeline([("forest", forest)])))  # type: ignore[arg-type]
+    return small_forest.engine
 
 
 def unit_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -53,7 +45,13 @@ AppFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
-def make_client(tmp_path: Path, onnx_engine: OnnxEngine) -> Iterator[AppFactory]:
+def feedback_topic() -> FakeFeedbackTopic:
+    """The in-memory fraud-feedback topic of the apps ``make_client`` builds."""
+    return FakeFeedbackTopic()
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, small_forest: SmallForest, feedback_topic: FakeFeedbackTopic) -> Iterator[AppFactory]:
     """``make_client(registry=..., consumer_factory=..., **settings overrides) -> TestClient``, lifespan run."""
     clients: list[TestClient] = []
 
@@ -62,13 +60,26 @@ def make_client(tmp_path: Path, onnx_engine: OnnxEngine) -> Iterator[AppFactory]
     ) -> TestClient:
         """A started app; with ``consumer_factory`` the sink runs in it on that (fake) consumer."""
         settings = unit_settings(tmp_path, **overrides)
+        store = AlertRepository.from_url(settings.alert_store)
+        publisher = FeedbackPublisher(
+            settings,
+            store.feedback,
+            producer_factory=feedback_topic.producer,
+            consumer_factory=feedback_topic.consumer,
+            create_topic=False,
+            interval_s=0.05,
+        )
         app = create_app(
             settings,
-            registry=registry if registry is not None else FakeRegistry(onnx_engine),
+            registry=registry
+            if registry is not None
+            else FakeRegistry(small_forest.engine, forest=small_forest.pipeline),
             run_metrics=FakeRunMetrics(),
-            store=AlertRepository.from_url(settings.alert_store),
+            store=store,
             run_sink=consumer_factory is not None,
             consumer_factory=consumer_factory,
+            feedback=publisher,
+            producer_factory=lambda config: FakeProducer(),
         )
         client = TestClient(app)
         client.__enter__()

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fraudstream.schemas import Alert
+from api.schemas import AlertPublic
+from fraudstream.schemas import SEED_EXAMPLE, Alert, Explanation, Reason, TransactionFeatures
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -42,7 +43,7 @@ def test_an_alert_is_found_by_transaction_id_and_an_unknown_one_is_404(
 
     assert found.status_code == 200
     body = found.json()
-    assert Alert.model_validate({k: v for k, v in body.items() if k != "stored_at"}) == stored
+    assert AlertPublic.model_validate(body).message() == stored
     assert datetime.fromisoformat(body["stored_at"]).tzinfo is not None
     assert missing.status_code == 404
     assert "nope" in missing.json()["detail"]
@@ -119,6 +120,9 @@ def test_filters_since_until_min_score_and_model_version(
         ({"since": "9999-12-31T23:59:59-23:59"}, "since"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": base64.urlsafe_b64encode(b'["2024-05-01T00:00:00", "x"]').decode()}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b'["2024-05-01T00:00:00Z", "\\ud800"]').decode()}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b'["2024-05-01T00:00:00Z", "a\\nb"]').decode()}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b'["0001-01-01T00:00:00+14:00", "x"]').decode()}, "cursor"),
     ],
 )
 def test_bad_query_parameters_are_422_naming_the_parameter(
@@ -142,11 +146,55 @@ def test_stats_count_by_model_version_and_by_utc_hour(
     window = client.get("/alerts/stats", params={"since": "2024-05-01T13:00:00Z"}).json()
 
     assert body["total"] == 4
-    assert body["by_model_version"] == [{"model_version": "1", "count": 3}, {"model_version": "2", "count": 1}]
+    counts = [{key: item[key] for key in ("model_version", "count")} for item in body["by_model_version"]]
+    assert counts == [{"model_version": "1", "count": 3}, {"model_version": "2", "count": 1}]
     hours = {datetime.fromisoformat(item["hour"]): item["count"] for item in body["by_hour"]}
     assert hours == {T0.replace(hour=12): 2, T0.replace(hour=13): 2}  # 15:30+02:00 is 13:30 UTC
     assert window["total"] == 2
 
 
 def test_stats_of_an_empty_store(client: TestClient) -> None:
-    assert client.get("/alerts/stats").json() == {"total": 0, "by_model_version": [], "by_hour": []}
+    body = client.get("/alerts/stats").json()
+    assert (body["total"], body["reviewed"], body["by_model_version"], body["by_hour"]) == (0, 0, [], [])
+    assert body["by_verdict"] == {"none": 0, "fraud": 0, "legitimate": 0}
+    assert body["score_histogram"] == [0] * 20
+    assert len(body["by_minute"]) == 60
+    assert {item["count"] for item in body["by_minute"]} == {0}
+    assert body["feedback"] == {"stored": 0, "pending": 0}
+
+
+def test_an_alert_shows_its_transaction_and_its_reasons_in_plain_words(
+    client: TestClient, services_of: Any, alert: Callable[..., Alert]
+) -> None:
+    explanation = Explanation(
+        method="treeshap",
+        base_value=0.05,
+        reasons=[
+            Reason(feature="V14", value=-9.8, contribution=0.31, quantile=0.0004),
+            Reason(feature="Amount", value=1.0, contribution=0.02, quantile=None),
+        ],
+    )
+    stored = alert(3, explanation=explanation, features=TransactionFeatures(**SEED_EXAMPLE))
+    _store(client, services_of, [stored])
+
+    body = client.get("/alerts/tx-00003").json()
+
+    assert [r["text"] for r in body["explanation"]["reasons"]] == [
+        "V14 = -9.8, lower than 99.9% of training rows, raised the score by 0.31",
+        "Amount = 1, raised the score by 0.02",
+    ]
+    assert body["features"] == SEED_EXAMPLE
+    assert AlertPublic.model_validate(body).message() == stored  # the text is derived, not stored
+    listed = client.get("/alerts").json()["data"][0]
+    assert listed["explanation"]["reasons"][0]["text"].startswith("V14 = -9.8")
+
+
+@pytest.mark.parametrize(
+    "path", ["/alerts/%20%20", "/alerts/a%09b", "/alerts/a%00b", "/alerts/%1B%5B31m", "/alerts/" + "a" * 201]
+)
+def test_an_id_no_transaction_can_have_is_422_not_404(client: TestClient, path: str) -> None:
+    # (a newline is 404: Starlette's path pattern does not match it, so the route is never reached)
+    response = client.get(path)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "transaction_id"

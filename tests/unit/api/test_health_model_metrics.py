@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.exceptions import StoreError
 from fraudstream.schemas import SEED_EXAMPLE, Alert
 
+from ..kafka_stats import stats_json
 from .fakes import FakeConsumer, FakeMessage
 
 
@@ -54,7 +55,7 @@ def test_the_in_process_sink_stores_alerts_and_readyz_reports_its_lag(
 ) -> None:
     stored = alert(1)
     consumer = FakeConsumer([[FakeMessage(0, 1, stored.model_dump_json().encode())]], high=10)
-    client = make_client(consumer_factory=lambda config: consumer, api_ready_max_sink_lag=25)
+    client = make_client(consumer_factory=consumer, api_ready_max_sink_lag=25)
 
     def sink() -> dict[str, Any]:
         return client.get("/readyz").json()["sink"]  # type: ignore[no-any-return]
@@ -73,23 +74,67 @@ def test_the_in_process_sink_stores_alerts_and_readyz_reports_its_lag(
         "lag": 28,
         "stored": 1,
         "invalid": 0,
+        "partitions": 3,
+        "dead_lettered": 0,
     }
     assert body.json()["model"]["ok"]
     assert body.json()["store"]["ok"]
 
 
-def test_readyz_is_503_when_the_sink_stopped_on_a_fatal_error(make_client: Callable[..., TestClient]) -> None:
-    fatal = KafkaError(KafkaError._FATAL, "fenced", fatal=True)
-    consumer = FakeConsumer([[FakeMessage(0, -1, None, error=fatal)]])
-    client = make_client(consumer_factory=lambda config: consumer)
+class SilentConsumer(FakeConsumer):
+    """Holds no partitions (as while a dead member's session runs out), or cannot reach the broker."""
 
+    def __init__(self) -> None:
+        super().__init__([])
+        self.partitions: list[int] = []
+        self.reachable = True
+
+    def assignment(self) -> list[Any]:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition("fraud-alerts", p) for p in self.partitions]
+
+    def stats(self) -> str:
+        return stats_json("fraud-alerts", dict.fromkeys(self.partitions, (0, 0)), up=self.reachable)
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        if not self.reachable:  # what librdkafka tells every client while the broker is away
+            self.config["error_cb"](KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+        return super().consume(num_messages, timeout)
+
+
+def _sink_when(client: TestClient, done: Callable[[dict[str, Any]], bool]) -> tuple[int, dict[str, Any]]:
     deadline = time.monotonic() + 10
-    while client.get("/readyz").status_code == 200 and time.monotonic() < deadline:
+    while True:
+        response = client.get("/readyz")
+        if done(response.json()["sink"]) or time.monotonic() > deadline:
+            return response.status_code, response.json()["sink"]
         time.sleep(0.05)
-    sink = client.get("/readyz").json()["sink"]
 
+
+def test_readyz_is_503_while_the_sink_holds_no_partitions_or_cannot_reach_the_broker_and_200_after(
+    make_client: Callable[..., TestClient],
+) -> None:
+    consumer = SilentConsumer()
+    client = make_client(consumer_factory=consumer)
+
+    code, sink = _sink_when(client, lambda s: "no partitions" in s["detail"])
+    assert code == 503
     assert sink["ok"] is False
-    assert sink["detail"].startswith("stopped: SinkError: fatal Kafka error")
+    assert sink["partitions"] == 0
+
+    consumer.partitions = [0, 1, 2]
+    code, sink = _sink_when(client, lambda s: s["ok"])
+    assert code == 200, sink
+    assert (sink["partitions"], sink["lag"]) == (3, 0)
+
+    consumer.reachable = False
+    code, sink = _sink_when(client, lambda s: "cannot reach the broker" in s["detail"])
+    assert code == 503
+
+    consumer.reachable = True
+    code, sink = _sink_when(client, lambda s: s["ok"])
+    assert code == 200, sink
 
 
 def test_model_names_version_threshold_run_and_its_test_metrics(client: TestClient, services_of: Any) -> None:

@@ -11,7 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fraudstream.model.engine import OnnxEngine
-from fraudstream.schemas import SEED_EXAMPLE, TransactionFeatures, feature_matrix
+from fraudstream.model.explain import describe
+from fraudstream.schemas import FEATURES, SEED_EXAMPLE, Reason, TransactionFeatures, feature_matrix
+
+from ..conftest import SmallForest
 
 
 def _post_raw(client: TestClient, path: str, text: str) -> object:
@@ -25,7 +28,8 @@ def test_predict_answers_with_the_kernel_model_score_threshold_and_version(
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"fraudulent", "score", "threshold", "model_version"}
+    assert set(body) == {"fraudulent", "score", "threshold", "model_version", "explanation"}
+    assert body["explanation"] is None  # a legitimate answer is explained only on request
     expected = float(onnx_engine.fraud_probability(feature_matrix([TransactionFeatures(**SEED_EXAMPLE)]))[0])
     assert body["score"] == pytest.approx(expected, abs=1e-9)
     assert body["threshold"] == 0.5
@@ -160,3 +164,73 @@ def test_the_model_is_reloaded_when_the_alias_moves(
     assert moved["fraudulent"] is True
     assert models.refresh() is False  # same version: nothing reloaded
     assert registry.loads == ["1", "2"]
+
+
+# ---- reason codes ------------------------------------------------------------------------------------------------
+def _rows(small_forest: SmallForest, frauds: bool, count: int) -> list[dict[str, float]]:
+    frame = small_forest.frame[small_forest.frame["Class"] == int(frauds)].head(count)
+    return [{name: float(row[name]) for name in FEATURES} for row in frame.to_dict("records")]
+
+
+def _kernel_reasons(small_forest: SmallForest, row: dict[str, float]) -> list[tuple[str, float, float]]:
+    (explanation,) = small_forest.explainer().explain(feature_matrix([TransactionFeatures(**row)]))
+    return [(r.feature, r.value, r.contribution) for r in explanation.reasons]
+
+
+def test_a_fraudulent_answer_carries_the_kernels_reasons_in_plain_words(
+    client: TestClient, small_forest: SmallForest
+) -> None:
+    fraud = next(row for row in _rows(small_forest, True, 50) if client.post("/predict", json=row).json()["fraudulent"])
+
+    body = client.post("/predict", json=fraud).json()
+
+    explanation = body["explanation"]
+    assert explanation["method"] == "treeshap"
+    assert [(r["feature"], r["value"], r["contribution"]) for r in explanation["reasons"]] == _kernel_reasons(
+        small_forest, fraud
+    )
+    assert len(explanation["reasons"]) == 3
+    first = explanation["reasons"][0]
+    assert first["text"] == describe(Reason(**{k: v for k, v in first.items() if k != "text"}))
+    assert first["text"].startswith(f"{first['feature']} = ")
+
+
+def test_explain_true_explains_a_legitimate_answer_and_a_bad_flag_is_422(
+    client: TestClient, small_forest: SmallForest
+) -> None:
+    (legit,) = _rows(small_forest, False, 1)
+    assert client.post("/predict", json=legit).json()["explanation"] is None
+    explained = client.post("/predict", params={"explain": "true"}, json=legit).json()
+    assert explained["fraudulent"] is False
+    assert explained["explanation"]["method"] == "treeshap"
+    assert all(r["contribution"] > 0 for r in explained["explanation"]["reasons"])
+    assert client.post("/predict", params={"explain": "false"}, json=legit).json()["explanation"] is None
+    bad = client.post("/predict", params={"explain": "maybe"}, json=legit)
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["field"] == "explain"
+
+
+def test_a_bad_explain_flag_is_422_whatever_the_answer_would_have_been(
+    client: TestClient, small_forest: SmallForest
+) -> None:
+    # the flag was once read only for a legitimate answer, so a fraudulent one answered 200 to ?explain=-5e307
+    (fraud,) = _rows(small_forest, True, 1)
+    assert client.post("/predict", json=fraud).json()["fraudulent"] is True
+    bad = client.post("/predict", params={"explain": "-5.4e307"}, json=fraud)
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["field"] == "explain"
+
+
+def test_a_batch_explains_its_fraudulent_answers_or_all_on_request(
+    client: TestClient, small_forest: SmallForest
+) -> None:
+    rows = _rows(small_forest, True, 5) + _rows(small_forest, False, 5)
+    body = client.post("/predict/batch", json={"transactions": rows}).json()
+    for row, item in zip(rows, body["data"], strict=True):
+        if item["fraudulent"]:
+            reasons = [(r["feature"], r["value"], r["contribution"]) for r in item["explanation"]["reasons"]]
+            assert reasons == _kernel_reasons(small_forest, row)
+        else:
+            assert item["explanation"] is None
+    everything = client.post("/predict/batch", params={"explain": "true"}, json={"transactions": rows}).json()
+    assert all(item["explanation"] is not None for item in everything["data"])

@@ -20,9 +20,10 @@ PROTECTED = [
     ("GET", "/model"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/redoc"),
+    ("POST", "/alerts/tx-1/feedback"),
+    ("GET", "/alerts/tx-1/feedback"),
 ]
+PAGES = ["/docs", "/redoc", "/console/", "/console/assets/console.js", "/docs/assets/swagger-ui-bundle.js"]
 
 
 @pytest.fixture
@@ -55,6 +56,20 @@ def test_the_key_opens_the_routes_as_header_or_bearer_token(keyed: TestClient, h
 def test_health_and_readiness_stay_open(keyed: TestClient) -> None:
     assert keyed.get("/healthz").status_code == 200
     assert keyed.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_the_docs_and_console_pages_open_without_the_key_but_hold_no_data(keyed: TestClient, path: str) -> None:
+    # Static files only: the schema and every route they call stay behind the key (PROTECTED above), and the
+    # pages ask for the key before their first call.
+    response = keyed.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] in ("text/html", "text/javascript", "application/javascript")
+
+
+@pytest.mark.parametrize("path", ["/console/assets/../../openapi.json", "/docs/assets/%2e%2e/openapi.json"])
+def test_the_open_asset_folders_do_not_lead_elsewhere(keyed: TestClient, path: str) -> None:
+    assert keyed.get(path).status_code in (401, 404)
 
 
 def test_without_a_key_everything_is_open(client: TestClient) -> None:

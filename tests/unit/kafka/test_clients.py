@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from fraudstream.exceptions import BrokerError, ConfigurationError
 from fraudstream.kafka.clients import admin_config, consumer_config, producer_config
 from fraudstream.kafka.connection import KafkaConnection
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import ensure_topics, probe_cluster, standard_topics
 from fraudstream.settings import load_settings
 
@@ -119,7 +119,7 @@ def test_settings_refuse_incomplete_sasl() -> None:
 def test_standard_topics_follow_the_settings() -> None:
     settings = load_settings(topic_transactions="tx", topic_alerts="alerts", topic_dlq="tx.dlq", topic_partitions=6)
 
-    assert standard_topics(settings) == {"tx": 6, "alerts": 6, "tx.dlq": 6}
+    assert standard_topics(settings) == {"tx": 6, "alerts": 6, "tx.dlq": 6, "fraud-alerts.dlq": 6}
 
 
 def test_an_unreachable_cluster_is_named_in_the_error() -> None:
@@ -132,3 +132,21 @@ def test_an_unreachable_cluster_is_named_in_the_error() -> None:
     with pytest.raises(BrokerError, match="fraudstream kafka up"):
         ensure_topics(conn, ["t"], timeout=1)
     assert time.monotonic() - started < 10
+
+
+def test_a_consumer_is_a_static_member_with_an_instance_id_and_every_client_reconnects_within_a_second(
+    sasl: KafkaConnection,
+) -> None:
+    from fraudstream.kafka.outage import ClientEvents, OutageLog
+
+    events = ClientEvents(OutageLog("test"))
+    config = consumer_config(
+        sasl, group_id="g", client_id="c", group_instance_id="scorer-0", session_timeout_ms=8000, events=events
+    )
+    assert (config["group.instance.id"], config["session.timeout.ms"]) == ("scorer-0", 8000)
+    assert config["heartbeat.interval.ms"] == 1333  # a sixth of the session: survivors hear of a death soon
+    assert config["logger"] is events
+    assert config["error_cb"] == events.error
+    assert config["reconnect.backoff.max.ms"] == 1000
+    assert "group.instance.id" not in consumer_config(sasl, group_id="g", client_id="c")
+    assert producer_config(sasl, client_id="p")["message.max.bytes"] == 1_000_000

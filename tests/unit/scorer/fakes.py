@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -11,9 +13,12 @@ import numpy as np
 import orjson
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from fraudstream.kafka.outage import OutageLog
+from fraudstream.kafka.records import OutRecord
+from fraudstream.kafka.watchdog import Watchdog
 from fraudstream.model.serving import FraudModel
 from fraudstream.schemas import FEATURES, SEED_EXAMPLE
-from scorer.batch import OutRecord
+from scorer.transaction import Transactor
 
 AMOUNT = FEATURES.index("Amount")
 TOPIC = "transactions"
@@ -29,6 +34,10 @@ class FakeMessage:
     _key: bytes | None = None
     _topic: str = "transactions"
     _error: KafkaError | None = None
+    _headers: list[tuple[str, bytes]] | None = None
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
 
     def value(self) -> bytes | None:
         return self._value
@@ -77,18 +86,33 @@ def transaction_bytes(index: int, amount: float, label: int | None = 0) -> bytes
     return orjson.dumps(body)
 
 
+Refusal = Callable[[str, OutRecord], KafkaError | None]
+
+
 class FakeProducer:
-    """Records the transactional calls; ``fail[name]`` holds exceptions to raise on the next calls of ``name``."""
+    """Records the transactional calls; ``fail[name]`` holds exceptions to raise on the next calls of ``name``.
+
+    ``refuse_at_produce`` / ``refuse_at_delivery`` (topic, record) -> KafkaError or None play Kafka refusing a
+    record: at ``produce()`` (raised there) or at delivery (reported to on_delivery during commit, which then
+    fails with an abortable error, as librdkafka does).
+    """
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.produced: list[tuple[str, OutRecord]] = []
+        self.committed: list[tuple[str, OutRecord]] = []
         self.offsets: list[TopicPartition] = []
         self.fail: dict[str, deque[BaseException]] = {}
         self.full_queue_times = 0
+        self.refuse_at_produce: Refusal = lambda topic, record: None
+        self.refuse_at_delivery: Refusal = lambda topic, record: None
+        self._pending: list[tuple[str, OutRecord, Any]] = []
+        self.block: dict[str, threading.Event] = {}  # a call named here blocks until the event is set
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
+        if name in self.block:
+            self.block[name].wait()
         pending = self.fail.get(name)
         if pending:
             raise pending.popleft()
@@ -98,12 +122,18 @@ class FakeProducer:
 
     def begin_transaction(self) -> None:
         self._call("begin")
+        self._pending = []
 
-    def produce(self, topic: str, value: Any = None, key: Any = None, headers: Any = None) -> None:
+    def produce(self, topic: str, value: Any = None, key: Any = None, headers: Any = None, **kwargs: Any) -> None:
         if self.full_queue_times:
             self.full_queue_times -= 1
             raise BufferError("queue full")
-        self.produced.append((topic, OutRecord(key, value, headers)))
+        record = OutRecord(key, value, headers)
+        refused = self.refuse_at_produce(topic, record)
+        if refused is not None:
+            raise KafkaException(refused)
+        self.produced.append((topic, record))
+        self._pending.append((topic, record, kwargs.get("on_delivery")))
 
     def poll(self, timeout: float) -> int:
         self.calls.append("poll")
@@ -116,9 +146,20 @@ class FakeProducer:
 
     def commit_transaction(self, timeout: float) -> None:
         self._call("commit")
+        refused = None
+        for topic, record, on_delivery in self._pending:
+            error = self.refuse_at_delivery(topic, record)
+            refused = refused or error
+            if on_delivery is not None:
+                on_delivery(error, None)
+        if refused is not None:
+            raise KafkaException(KafkaError(refused.code(), refused.str(), txn_requires_abort=True))
+        self.committed += [(topic, record) for topic, record, _ in self._pending]
+        self._pending = []
 
     def abort_transaction(self, timeout: float) -> None:
         self._call("abort")
+        self._pending = []
 
 
 class FakeConsumer:
@@ -172,7 +213,45 @@ class FakeConsumer:
     def consumer_group_metadata(self) -> str:
         return "group-metadata"
 
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float, cached: bool) -> tuple[int, int]:
+        return 0, self.high_watermark
+
+    high_watermark = 100
+
 
 def kafka_exception(*, fatal: bool = False, retriable: bool = False, abort: bool = False) -> KafkaException:
     code = KafkaError._FENCED if fatal else KafkaError._TIMED_OUT if retriable else KafkaError._STATE
     return KafkaException(KafkaError(code, "test error", fatal=fatal, retriable=retriable, txn_requires_abort=abort))
+
+
+def refusal(code: int = KafkaError.MSG_SIZE_TOO_LARGE, text: str = "Broker: Message size too large") -> KafkaError:
+    return KafkaError(code, text)
+
+
+def make_transactor(
+    producer: FakeProducer,
+    consumer: FakeConsumer,
+    *,
+    stop: threading.Event | None = None,
+    watchdog: Watchdog | None = None,
+    producers: list[FakeProducer] | None = None,
+    **options: Any,
+) -> Transactor:
+    """A Transactor over fakes; ``producers`` (if given) are handed out one per start(), else ``producer`` always."""
+    stop = stop or threading.Event()
+    queue = deque(producers or [])
+
+    def factory() -> FakeProducer:
+        return queue.popleft() if queue else producer
+
+    return Transactor(
+        factory,  # type: ignore[arg-type]
+        consumer,
+        alerts_topic="alerts",
+        dlq_topic="dlq",
+        timeout_s=options.pop("timeout_s", 5),
+        watchdog=watchdog or Watchdog("test", stop=stop, margin_s=2.0),
+        outage=OutageLog("test"),
+        stop=stop,
+        **options,
+    )

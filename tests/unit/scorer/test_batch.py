@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import numpy as np
+import orjson
 from confluent_kafka import KafkaError
 
-from fraudstream.schemas import Alert
+from fraudstream.model.serving import FraudModel
+from fraudstream.schemas import FEATURES, Alert
 from scorer.batch import KIND_HEADER, REASON_HEADER, score_batch
 
+from ..conftest import SmallForest
 from .fakes import AmountEngine, FakeMessage, fake_model, transaction_bytes
 
 SCORED_AT = datetime(2024, 5, 1, 12, 5, tzinfo=timezone.utc)
@@ -40,7 +44,7 @@ def test_valid_messages_are_scored_in_one_call_and_the_flagged_ones_become_alert
 def test_invalid_messages_become_dead_letters_with_their_original_bytes_and_reason() -> None:
     engine = AmountEngine()
     good = FakeMessage(transaction_bytes(0, 10.0), _offset=0)
-    bad = FakeMessage(b'{"Time": "soon"}', _offset=1, _partition=2, _key=b"k1")
+    bad = FakeMessage(b'{"Time": "soon"}', _offset=1, _partition=2, _key=b"k1", _headers=[("trace-id", b"t-1")])
     empty = FakeMessage(None, _offset=2, _partition=2)
 
     batch = score_batch([good, bad, empty], fake_model(engine=engine), scored_at=SCORED_AT)
@@ -49,7 +53,9 @@ def test_invalid_messages_become_dead_letters_with_their_original_bytes_and_reas
     assert engine.calls == [1]
     assert [record.value for record in batch.dead_letters] == [b'{"Time": "soon"}', None]
     assert batch.dead_letters[0].key == b"k1"
+    assert (batch.dead_letters[0].headers or [])[0] == ("trace-id", b"t-1")  # the original headers come first
     headers = dict(batch.dead_letters[0].headers or [])
+    assert headers["original_size"] == b"16"
     assert headers[REASON_HEADER].startswith(b"field 'Time': Input should be a valid number")
     assert headers[KIND_HEADER] == b"wrong_type"
     assert (headers["source_topic"], headers["source_partition"], headers["source_offset"]) == (
@@ -73,3 +79,46 @@ def test_kafka_errors_are_collected_not_counted_as_messages() -> None:
     assert batch.errors == [error]
     assert (batch.consumed, batch.dead_letters) == (0, [])
     assert batch.empty
+
+
+def test_flagged_rows_carry_their_features_and_the_kernels_reasons_and_only_they_are_explained(
+    small_forest: SmallForest,
+) -> None:
+    loader = small_forest.loader()
+    model = FraudModel(name="fraud-rf", version="3", threshold=0.5, engine=small_forest.engine, explainer=loader)
+    frame = small_forest.frame.head(400)
+    messages = [
+        FakeMessage(_row_bytes(index, row), _offset=index) for index, row in enumerate(frame.to_dict("records"))
+    ]
+    explained: list[int] = []
+    explainer = loader.wait()
+    assert explainer is not None
+    original = explainer.explain
+    object.__setattr__(explainer, "explain", lambda rows: explained.append(len(rows)) or original(rows))
+
+    batch = score_batch(messages, model, scored_at=SCORED_AT)
+
+    matrix = frame[list(FEATURES)].to_numpy(dtype=np.float32)
+    flagged = np.flatnonzero(small_forest.engine.fraud_probability(matrix) >= 0.5)
+    assert len(flagged) > 3
+    assert explained == [len(flagged)]  # one call for the batch's flagged rows, none for the others
+    alerts = [Alert.model_validate_json(record.value) for record in batch.alerts]  # type: ignore[arg-type]
+    assert [alert.offset for alert in alerts] == flagged.tolist()
+    assert [alert.explanation for alert in alerts] == small_forest.explainer().explain(matrix[flagged])
+    first = frame.iloc[flagged[0]]
+    assert alerts[0].features is not None
+    assert alerts[0].features.as_row() == [float(first[name]) for name in FEATURES]
+
+
+def test_without_an_explainer_alerts_carry_no_reasons() -> None:
+    batch = score_batch([FakeMessage(transaction_bytes(0, 900.0))], fake_model(), scored_at=SCORED_AT)
+    (alert,) = [Alert.model_validate_json(record.value) for record in batch.alerts]  # type: ignore[arg-type]
+    assert alert.explanation is None
+    assert alert.features is not None
+    assert alert.features.Amount == 900.0
+
+
+def _row_bytes(index: int, row: dict[str, float]) -> bytes:
+    body = {name: float(row[name]) for name in FEATURES}
+    body |= {"transaction_id": f"creditcard.csv:{index}", "event_time": "2024-05-01T12:00:00Z"}
+    return orjson.dumps(body)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from fraudstream.schemas import SEED_EXAMPLE, Transaction
-from scorer.decode import MAX_REASON_CHARS, Rejection, decode
+from fraudstream.schemas import SEED_EXAMPLE, Transaction, feature_matrix
+from scorer.decode import MAX_REASON_CHARS, Rejection, decode, decode_batch
 
 VALID = {**SEED_EXAMPLE, "transaction_id": "creditcard.csv:0", "event_time": "2024-05-01T12:00:00Z", "label": 0}
 RAW = orjson.dumps(VALID)
@@ -56,10 +56,22 @@ def test_a_message_without_label_is_valid() -> None:
         (RAW.replace(b'"V3":2.536347', b'"V3":Infinity'), "non_finite", "field 'V3': Input should be a finite"),
         (RAW.replace(b'"V3":2.536347', b'"V3":1e999'), "non_finite", "field 'V3': Input should be a finite number"),
         (with_(Amount=-5.0), "out_of_range", "field 'Amount': Input should be greater than or equal to 0"),
-        (with_(label=2), "invalid_value", "field 'label': Input should be 0 or 1"),
+        (with_(label=2), "out_of_range", "field 'label': Input should be less than or equal to 1"),
+        (with_(label=True), "wrong_type", "field 'label': Input should be a valid integer"),
+        (with_(label=1.0), "wrong_type", "field 'label': Input should be a valid integer"),
         (with_(transaction_id=""), "invalid_value", "field 'transaction_id': String should have at least 1"),
-        (with_(event_time="yesterday"), "invalid_timestamp", "field 'event_time': Input should be a valid datetime"),
-        (with_(event_time="2024-05-01T12:00:00"), "invalid_timestamp", "field 'event_time': Value error, timestamp"),
+        (with_(transaction_id="   "), "invalid_value", "field 'transaction_id': String should not be blank"),
+        (with_(transaction_id="a\nb"), "invalid_value", "field 'transaction_id': String should hold printable"),
+        (with_(transaction_id="a\x00b"), "invalid_value", "field 'transaction_id': String should hold printable"),
+        (with_(transaction_id="\x1b[31mred"), "invalid_value", "field 'transaction_id': String should hold printable"),
+        (with_(event_time="yesterday"), "invalid_timestamp", "field 'event_time': Input should be an RFC 3339 date"),
+        (with_(event_time=1714564800), "invalid_timestamp", "field 'event_time': Input should be an RFC 3339 date"),
+        (with_(event_time="2024-05-01T12:00:00"), "invalid_timestamp", "field 'event_time': Input should have a time"),
+        (with_(event_time="0001-01-01T00:00:00+14:00"), "invalid_timestamp", "field 'event_time': Input should be"),
+        (with_(event_time="2100-01-01T00:00:00Z"), "invalid_timestamp", "field 'event_time': Input should be from"),
+        (RAW[:-1] + b',"V3":1.0}', "duplicate_key", "duplicate key 'V3'"),
+        (RAW[:-1] + b',"transaction_id":"other"}', "duplicate_key", "duplicate key 'transaction_id'"),
+        (RAW[:-1] + b',"\\u0056\\u0033":1.0}', "duplicate_key", "duplicate key 'V3'"),  # the same key, escaped
     ],
 )
 def test_each_malformed_kind_gets_a_kind_and_a_reason(raw: bytes | None, kind: str, reason: str) -> None:
@@ -68,6 +80,27 @@ def test_each_malformed_kind_gets_a_kind_and_a_reason(raw: bytes | None, kind: s
     assert decoded.kind == kind
     assert decoded.reason.startswith(reason), decoded.reason
     assert "\n" not in decoded.reason
+
+
+def test_event_times_at_the_edges_of_the_range_are_accepted() -> None:
+    for moment in ("1970-01-01T00:00:00Z", "2099-12-31T23:59:59.999999Z", "1970-01-01T01:00:00+01:00"):
+        assert isinstance(decode(with_(event_time=moment)), Transaction), moment
+    assert isinstance(decode(with_(event_time="1970-01-01T00:59:59+01:00")), Rejection)  # 23:59:59 UTC the day before
+
+
+def test_decode_batch_scores_the_valid_and_explains_the_refused_in_the_schema_s_words() -> None:
+    values = [RAW, with_(V3="x"), None, RAW[:-1] + b',"label":1}', with_(transaction_id="b", label=None)]
+
+    batch = decode_batch(values)
+
+    assert batch.rows == [0, 4]
+    assert [t.transaction_id for t in batch.transactions] == ["creditcard.csv:0", "b"]
+    assert batch.transactions[1].label is None
+    assert batch.matrix.shape == (2, 30)
+    assert batch.matrix[0].tolist() == feature_matrix([decode(RAW)])[0].tolist()  # type: ignore[list-item]
+    assert [(index, rejection) for index, rejection in batch.rejections] == [
+        (index, decode(values[index])) for index in (1, 2, 3)
+    ]
 
 
 def test_several_problems_are_named_together_on_one_bounded_line() -> None:

@@ -1,24 +1,36 @@
 """The loop's batch logic with fake clients: model wait before subscribing, hot reload between batches,
-abort-and-retry, clean stop."""
+abort-and-retry, clients replaced in-process, readiness, and a stop honoured in every state."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
 import orjson
 import pytest
+from confluent_kafka import KafkaError
 
+from fraudstream.kafka.health import ConsumerHealth
+from fraudstream.kafka.outage import ClientEvents, OutageLog
+from fraudstream.kafka.watchdog import Watchdog
 from fraudstream.model.serving import FraudModel
 from fraudstream.model.watcher import ModelWatcher
-from scorer.exceptions import FatalKafkaError
 from scorer.loop import ScorerLoop, ScorerStatus
 from scorer.metrics import ScorerMetrics
-from scorer.transaction import Transactor
 
-from .fakes import FakeConsumer, FakeMessage, FakeProducer, fake_model, kafka_exception, transaction_bytes
+from ..kafka_stats import stats_json
+from .fakes import (
+    FakeConsumer,
+    FakeMessage,
+    FakeProducer,
+    fake_model,
+    kafka_exception,
+    make_transactor,
+    transaction_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -42,20 +54,23 @@ class FakeRegistry:
 
 
 class Harness:
-    def __init__(self, registry: FakeRegistry) -> None:
+    def __init__(self, registry: FakeRegistry, *, margin_s: float = 2.0) -> None:
         self.stop = threading.Event()
         self.consumer = FakeConsumer()
         self.consumer.on_empty = self.stop.set  # stop once every queued batch is consumed
+        self.consumers = [self.consumer]
         self.producer = FakeProducer()
         self.registry = registry
         self.metrics = ScorerMetrics()
         self.statuses: list[ScorerStatus] = []
-        transactor = Transactor(
-            self.producer, self.consumer, alerts_topic="alerts", dlq_topic="dlq", timeout_s=5, sleep=lambda _: None
-        )
+        self.outage = OutageLog("test")
+        watchdog = Watchdog("test", stop=self.stop, margin_s=margin_s)
+        transactor = make_transactor(self.producer, self.consumer, stop=self.stop, watchdog=watchdog)
         self.loop = ScorerLoop(
-            consumer=self.consumer,
+            consumer_factory=self._next_consumer,
             transactor=transactor,
+            watchdog=watchdog,
+            health=ConsumerHealth(self.outage, "transactions"),
             watcher=ModelWatcher(registry, interval_s=0.0),  # check the alias before every batch
             metrics=self.metrics,
             topic="transactions",
@@ -67,8 +82,17 @@ class Harness:
             model_wait_s=0.001,
         )
 
+    def _next_consumer(self) -> FakeConsumer:
+        """The first consumer, then a fresh one (with the same queued batches) for each replacement."""
+        if self.consumer.subscribed:
+            fresh = FakeConsumer()
+            fresh.batches, fresh.on_empty = self.consumer.batches, self.consumer.on_empty
+            self.consumer = fresh
+            self.consumers.append(fresh)
+        return self.consumer
+
     def alerts(self) -> list[dict[str, object]]:
-        return [orjson.loads(record.value) for topic, record in self.producer.produced if topic == "alerts"]
+        return [orjson.loads(record.value) for topic, record in self.producer.committed if topic == "alerts"]
 
 
 def messages(start: int, count: int, fraud_every: int = 5) -> list[FakeMessage]:
@@ -92,6 +116,7 @@ def test_batches_are_scored_committed_and_counted() -> None:
     assert harness.metrics.value("fraudstream_scorer_dlq_total", kind="invalid_json") == 1
     assert harness.metrics.value("fraudstream_scorer_model_version") == 3
     assert harness.consumer.closed
+    assert harness.metrics.value("fraudstream_scorer_lag") == -1  # no statistics from the fake: unknown
 
 
 def test_no_partition_is_held_while_waiting_for_a_production_model() -> None:
@@ -123,8 +148,7 @@ def test_a_stop_while_waiting_for_a_model_returns_without_subscribing() -> None:
     harness.stop.set()
     status = harness.loop.run()
     assert status.model_version is None
-    assert harness.consumer.subscribed == []
-    assert harness.consumer.closed
+    assert harness.consumer.subscribed == []  # never even built: no group was joined
 
 
 def test_a_new_version_takes_over_between_batches() -> None:
@@ -176,13 +200,113 @@ def test_a_crash_inside_a_transaction_aborts_it() -> None:
     assert harness.consumer.closed
 
 
-def test_a_fatal_consumer_error_stops_the_loop_with_a_clear_error() -> None:
+def test_a_fatal_consumer_error_replaces_the_consumer_and_scoring_goes_on() -> None:
     harness = Harness(FakeRegistry("1"))
+    first = harness.consumer
 
     def fenced(num_messages: int, timeout: float) -> list[FakeMessage]:
-        raise kafka_exception(fatal=True)
+        raise kafka_exception(fatal=True)  # e.g. FENCED_INSTANCE_ID
 
-    harness.consumer.consume = fenced  # type: ignore[method-assign]
-    with pytest.raises(FatalKafkaError, match="the consumer cannot go on: test error"):
-        harness.loop.run()
+    first.consume = fenced  # type: ignore[method-assign]
+    first.batches.append(messages(0, 5))
+
+    status = harness.loop.run()
+
+    assert first.closed
+    assert len(harness.consumers) == 2
+    assert harness.consumers[1].subscribed == ["transactions"]
+    assert status.replaced == 1
+    assert status.scored == 5
+    assert harness.metrics.value("fraudstream_scorer_replaced_clients_total", client="consumer") == 1
+
+
+def test_a_fatal_error_told_only_through_error_cb_replaces_the_consumer() -> None:
+    harness = Harness(FakeRegistry("1"))
+    events = ClientEvents(harness.outage)
+    harness.loop._events = events
+    first = harness.consumer
+    original = first.consume
+
+    def fenced_while_rejoining(num_messages: int, timeout: float) -> list[FakeMessage]:
+        # librdkafka, after a session timeout: "Static consumer fenced by other consumer with same
+        # group.instance.id", reported to error_cb as _FATAL (without the fatal flag), nothing from consume()
+        events.error(KafkaError(KafkaError._FATAL, "Static consumer fenced"))
+        first.consume = original  # type: ignore[method-assign]
+        return []
+
+    first.consume = fenced_while_rejoining  # type: ignore[method-assign]
+    first.batches.append(messages(0, 5))
+
+    status = harness.loop.run()
+
+    assert first.closed
+    assert status.replaced == 1
+    assert status.scored == 5
+
+
+def test_a_fenced_producer_is_replaced_in_process_and_the_batch_scored_again() -> None:
+    harness = Harness(FakeRegistry("1"))
+    harness.producer.fail["commit"] = deque([kafka_exception(fatal=True)])
+    first_batch = messages(0, 10)
+    harness.consumer.batches.extend([first_batch, first_batch])  # after the rewind the batch comes again
+
+    status = harness.loop.run()
+
+    assert harness.producer.calls.count("init") == 2  # the replacement registered the same transactional.id
+    assert status.replaced == 1
+    assert (status.batches, status.scored, status.alerts) == (1, 10, 2)
+    assert [a["transaction_id"] for a in harness.alerts()] == ["creditcard.csv:0", "creditcard.csv:5"]
+
+
+def test_a_stop_is_honoured_within_seconds_while_a_kafka_call_is_stuck() -> None:
+    harness = Harness(FakeRegistry("1"), margin_s=600.0)  # the watchdog alone would wait ten minutes
+    harness.consumer.on_empty = None
+    stuck = threading.Event()
+    harness.producer.block["send_offsets"] = stuck
+    harness.consumer.batches.append(messages(0, 3))
+    runner = threading.Thread(target=harness.loop.run)
+    runner.start()
+    while "send_offsets" not in harness.producer.calls:
+        time.sleep(0.01)
+
+    asked = time.monotonic()
+    harness.stop.set()
+    runner.join(10)
+
+    assert not runner.is_alive()
+    assert time.monotonic() - asked < 3.0
     assert harness.consumer.closed
+    stuck.set()
+
+
+def test_readiness_says_what_is_missing_then_ready() -> None:
+    harness = Harness(FakeRegistry("1"))
+    report = harness.loop.readiness()
+    assert not report.ready
+    assert "no production model yet" in report.problems
+    assert any("holds no partitions" in problem for problem in report.problems)
+
+    harness.consumer.batches.append(messages(0, 3))
+    harness.consumer.on_empty = None
+    harness.stop.clear()
+    readiness: list[object] = []
+
+    def stop_when_scored() -> None:
+        while harness.loop.status.scored < 3:
+            time.sleep(0.01)
+        harness.loop.health.on_stats(stats_json("transactions", {0: (3, 3), 1: (0, 0), 2: (0, 0)}))
+        readiness.append(harness.loop.readiness())
+        harness.outage.failed("test outage")
+        readiness.append(harness.loop.readiness())
+        harness.stop.set()
+
+    watcher = threading.Thread(target=stop_when_scored)
+    watcher.start()
+    harness.loop.run()
+    watcher.join()
+
+    ready, outage = readiness
+    assert ready.ready, ready.problems  # type: ignore[attr-defined]
+    assert ready.partitions == 3  # type: ignore[attr-defined]
+    assert ready.lag == 0  # type: ignore[attr-defined]
+    assert any("cannot reach the broker" in problem for problem in outage.problems)  # type: ignore[attr-defined]

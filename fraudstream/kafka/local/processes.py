@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import time
@@ -23,11 +24,42 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     return False
 
 
+LOWEST_PICKED_PORT = 10000
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The ports the OS hands to outgoing connections (Linux's ip_local_port_range; its default elsewhere)."""
+    with contextlib.suppress(OSError, ValueError):
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    return 32768, 60999
+
+
 def free_port(host: str = HOST) -> int:
-    """A port nobody holds right now (the OS picks it)."""
+    """A port nobody holds right now, for a server to bind soon.
+
+    Picked below the OS's ephemeral range when there is room: a port from that range may be handed to some
+    outgoing connection between this check and the bind (a JVM takes seconds to get there), and the server
+    would then fail with "address already in use".
+    """
+    low, _ = ephemeral_port_range()
+    if low - LOWEST_PICKED_PORT >= 1000:
+        for _ in range(100):
+            port = random.randint(LOWEST_PICKED_PORT, low - 1)
+            if not port_in_use(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def free_port_run(count: int, host: str = HOST, attempts: int = 100) -> int:
+    """The first of ``count`` consecutive ports nobody holds right now (a local cluster's port, port+1, ...)."""
+    for _ in range(attempts):
+        first = free_port(host)
+        if first + count - 1 <= 65535 and not any(port_in_use(first + i, host) for i in range(1, count)):
+            return first
+    raise OSError(f"found no {count} consecutive free ports on {host} in {attempts} attempts")
 
 
 def process_alive(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""The local broker launcher without starting a broker: configuration, tool checks, ports, pid bookkeeping."""
+"""The single local broker without starting one: configuration, tool checks, ports, pid bookkeeping, jars."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -17,10 +18,12 @@ import pytest
 import yaml
 
 from fraudstream.exceptions import BrokerError, ToolMissingError
-from fraudstream.kafka import launcher, tools
-from fraudstream.kafka.jars import KAFKA_VERSION, MARKER
-from fraudstream.kafka.launcher import LocalBroker, new_cluster_id, render_server_properties
-from fraudstream.kafka.processes import free_port, port_in_use
+from fraudstream.kafka.local import cluster as cluster_module
+from fraudstream.kafka.local import prerequisites as tools
+from fraudstream.kafka.local.broker import LocalBroker
+from fraudstream.kafka.local.jars import KAFKA_VERSION, MARKER, pinned_set_id
+from fraudstream.kafka.local.processes import free_port, port_in_use
+from fraudstream.kafka.local.server_config import Quorum, new_cluster_id, render_server_properties
 from fraudstream.settings import load_settings
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
@@ -58,7 +61,8 @@ def properties(text: str) -> dict[str, str]:
 
 # ---- configuration ---------------------------------------------------------------------------------------------
 def test_server_properties_describe_one_combined_kraft_node(tmp_path: Path) -> None:
-    rendered = properties(render_server_properties(port=19500, controller_port=19501, data_dir=tmp_path / "data"))
+    quorum = Quorum("cid", (19501,))
+    rendered = properties(render_server_properties(node_id=1, port=19500, quorum=quorum, data_dir=tmp_path / "data"))
 
     assert rendered["process.roles"] == "broker,controller"
     assert rendered["node.id"] == "1"
@@ -72,6 +76,8 @@ def test_server_properties_describe_one_combined_kraft_node(tmp_path: Path) -> N
         "transaction.state.log.min.isr",
         "share.coordinator.state.topic.replication.factor",
         "share.coordinator.state.topic.min.isr",
+        "default.replication.factor",
+        "min.insync.replicas",
     ):
         assert rendered[key] == "1", key
     assert rendered["group.initial.rebalance.delay.ms"] == "0"
@@ -79,17 +85,23 @@ def test_server_properties_describe_one_combined_kraft_node(tmp_path: Path) -> N
     assert rendered["auto.create.topics.enable"] == "false"
 
 
-def test_packaged_pom_pins_the_launcher_version_and_the_slf4j_binding() -> None:
-    pom = ET.fromstring(resources.files("fraudstream.kafka").joinpath("pom.xml").read_text())
+def test_packaged_pom_pins_the_launcher_version_the_tools_and_the_slf4j_binding() -> None:
+    pom = ET.fromstring(resources.files("fraudstream.kafka.local").joinpath("pom.xml").read_text())
     props = pom.find("m:properties", POM_NS)
     assert props is not None
     assert props.findtext("m:kafka.version", namespaces=POM_NS) == KAFKA_VERSION
-    artifacts = {dep.findtext("m:artifactId", namespaces=POM_NS) for dep in pom.iterfind(".//m:dependency", POM_NS)}
-    assert artifacts == {"kafka_2.13", "log4j-slf4j-impl"}
+    dependencies = pom.find("m:dependencies", POM_NS)
+    assert dependencies is not None
+    artifacts = {
+        dep.findtext("m:artifactId", namespaces=POM_NS) for dep in dependencies.findall("m:dependency", POM_NS)
+    }
+    assert artifacts == {"kafka_2.13", "kafka-tools", "log4j-slf4j-impl"}
+    excluded = {dep.findtext("m:artifactId", namespaces=POM_NS) for dep in pom.iterfind(".//m:exclusion", POM_NS)}
+    assert excluded == {"connect-runtime"}
 
 
 def test_packaged_log4j_config_writes_to_stdout() -> None:
-    config = yaml.safe_load(resources.files("fraudstream.kafka").joinpath("log4j2.yaml").read_text())
+    config = yaml.safe_load(resources.files("fraudstream.kafka.local").joinpath("log4j2.yaml").read_text())
     assert config["Configuration"]["Appenders"]["Console"]["target"] == "SYSTEM_OUT"
 
 
@@ -105,7 +117,7 @@ def test_from_settings_uses_the_state_folder_port_and_cache(tmp_path: Path) -> N
 
     assert broker.bootstrap == "127.0.0.1:29999"
     assert broker.home == (tmp_path / "st" / "kafka").resolve()
-    assert broker.libs_dir == (tmp_path / "jars" / KAFKA_VERSION / "libs").resolve()
+    assert broker.libs_dir == (tmp_path / "jars" / KAFKA_VERSION / f"libs-{pinned_set_id()}").resolve()
 
 
 # ---- tools -------------------------------------------------------------------------------------------------------
@@ -133,7 +145,7 @@ def test_cached_jars_need_no_maven(jars_cached: LocalBroker, monkeypatch: pytest
 
 def test_old_java_is_refused(jars_cached: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(launcher, "java_major_version", lambda java: 11)
+    monkeypatch.setattr(cluster_module, "java_major_version", lambda java: 11)
 
     with pytest.raises(ToolMissingError, match=r"needs Java 17\+.*Java 11"):
         jars_cached.up()
@@ -154,6 +166,7 @@ def test_jars_are_resolved_once_into_place(
         "out = pathlib.Path(next(a for a in sys.argv if a.startswith('-DoutputDirectory=')).split('=', 1)[1])\n"
         "out.mkdir(parents=True)\n"
         f"(out / 'kafka_2.13-{KAFKA_VERSION}.jar').write_bytes(b'jar')\n"
+        f"(out / 'kafka-tools-{KAFKA_VERSION}.jar').write_bytes(b'jar')\n"
         "print('[INFO] Downloaded from central: https://repo/x/kafka-clients-4.4.0.jar (9 MB at 3 MB/s)')\n",
     )
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
@@ -165,7 +178,7 @@ def test_jars_are_resolved_once_into_place(
     assert (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
     assert broker.jars_ready()
     assert seen == ["Maven: downloaded 1 files (kafka-clients-4.4.0.jar)"]
-    assert [p.name for p in libs.parent.iterdir()] == ["libs"]  # no temporary folder left behind
+    assert [p.name for p in libs.parent.iterdir()] == [libs.name]  # no temporary folder left behind
 
 
 def test_maven_failure_shows_its_output(broker: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,8 +299,27 @@ def test_up_refuses_to_move_a_running_broker_to_another_port(
     broker: LocalBroker, fake_broker: Callable[..., Any]
 ) -> None:
     fake_broker()
-    old = render_server_properties(port=broker.port + 1, controller_port=1, data_dir=broker.data_dir)
+    quorum = Quorum("cid", (1,))
+    old = render_server_properties(node_id=1, port=broker.port + 1, quorum=quorum, data_dir=broker.data_dir)
     broker.properties_file.write_text(old)
 
     with pytest.raises(BrokerError, match=rf"already runs on port {broker.port + 1}.*kafka down"):
         broker.up()
+
+
+def test_kill_sends_sigkill_at_once_and_forgets_the_pid(broker: LocalBroker, fake_broker: Callable[..., Any]) -> None:
+    process = fake_broker(ignore_sigterm=True)  # a clean shutdown would never come: only SIGKILL stops it
+
+    started = time.monotonic()
+    assert broker.kill() == process.pid
+    assert time.monotonic() - started < 5  # no grace period for a clean shutdown
+    assert process.poll() is not None  # gone (kill() reaped it, so its exit code is no longer there to read)
+    assert not broker.pid_file.exists()
+    assert broker.kill() is None
+
+
+def test_a_single_broker_keeps_its_files_where_they_always_were(broker: LocalBroker) -> None:
+    assert broker.data_dir == broker.home / "data"
+    assert broker.pid_file == broker.home / "broker.pid"
+    assert broker.properties_file == broker.home / "server.properties"
+    assert broker.meta_file == broker.home / "meta.json"

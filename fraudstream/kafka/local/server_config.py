@@ -1,0 +1,100 @@
+"""What each local KRaft node is told: its quorum (cluster id, voters) and its server.properties.
+
+Every node is broker and controller at once; ``n`` nodes form a quorum of ``n`` voters. Replication follows the
+node count: topics and Kafka's internal topics (consumer offsets, transaction state, share-group state) get
+``min(n, 3)`` replicas and a ``min.insync.replicas`` of 2 from 3 replicas on, so an ``acks=all`` write or a
+transaction commit survives the loss of one node of three.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from fraudstream.kafka.local.processes import HOST
+from fraudstream.kafka.topics import min_insync_replicas_for
+
+MAX_REPLICATION = 3
+"""Replicas per partition on a local cluster of 3 nodes or more (Kafka's usual choice; more buys little here)."""
+
+
+@dataclass(frozen=True)
+class Quorum:
+    """The cluster id and the controller port of each node (node ``i`` is voter ``i``, 1-based)."""
+
+    cluster_id: str
+    controller_ports: tuple[int, ...]
+    host: str = HOST
+
+    @property
+    def nodes(self) -> int:
+        return len(self.controller_ports)
+
+    @property
+    def voters(self) -> str:
+        """``controller.quorum.voters``: ``1@host:port,2@host:port,...``."""
+        return ",".join(f"{node_id}@{self.host}:{port}" for node_id, port in enumerate(self.controller_ports, 1))
+
+    @property
+    def replication_factor(self) -> int:
+        return min(self.nodes, MAX_REPLICATION)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return min_insync_replicas_for(self.replication_factor)
+
+    def controller_port(self, node_id: int) -> int:
+        return self.controller_ports[node_id - 1]
+
+
+def render_server_properties(*, node_id: int, port: int, quorum: Quorum, data_dir: Path) -> str:
+    """server.properties of one combined broker+controller node of ``quorum``, sized for one machine."""
+    host = quorum.host
+    replicas, min_isr = str(quorum.replication_factor), str(quorum.min_insync_replicas)
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": str(node_id),
+        "controller.quorum.voters": quorum.voters,
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{quorum.controller_port(node_id)}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir).replace("\\", "\\\\"),
+        "num.partitions": "3",
+        "default.replication.factor": replicas,
+        "min.insync.replicas": min_isr,
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": replicas,
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min_isr,
+        "transaction.state.log.num.partitions": "10",
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min_isr,
+        "group.initial.rebalance.delay.ms": "0",
+    }
+    header = "# Written by fraudstream at each `fraudstream kafka up`: edits here are overwritten.\n"
+    return header + "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64 without padding (22 chars), as Kafka's tool makes."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):  # Kafka avoids ids a command line would read as an option
+            return cluster_id
+
+
+def formatted_cluster_id(data_dir: Path) -> str | None:
+    """The cluster id a formatted storage folder records in meta.properties, if it is formatted."""
+    meta = data_dir / "meta.properties"
+    if not meta.is_file():
+        return None
+    for line in meta.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "cluster.id":
+            return value.strip()
+    return None
