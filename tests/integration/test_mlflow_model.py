@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from fraudstream.kafka.processes import free_port
+from fraudstream.kafka.local.processes import free_port
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES, SEED_EXAMPLE
 from fraudstream.settings import Settings, load_settings
