@@ -88,6 +88,10 @@ class Settings(BaseSettings):
         description="The alert sink's dead letters: alerts the store cannot hold (invalid, unstorable time, "
         "refused row), with the reason in a header.",
     )
+    topic_monitoring: TopicName = Field(
+        "fraud-monitoring",
+        description="Topic of the scorer's monitoring windows (one record per model version and window).",
+    )
     topic_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics fraudstream creates.")
     topic_replication_factor: int | None = Field(
         None,
@@ -112,6 +116,18 @@ class Settings(BaseSettings):
     )
     scorer_metrics_host: str = Field(
         "127.0.0.1", min_length=1, description="Interface of the scorer's metrics port (0.0.0.0 for all)."
+    )
+    monitor_enabled: bool = Field(True, description="Measure drift and live metrics per window in the scorer.")
+    monitor_window_rows: int = Field(
+        20_000, ge=100, le=10_000_000, description="A monitoring window closes after this many scored transactions..."
+    )
+    monitor_window_s: PositiveSeconds = Field(60.0, description="...or this long after it opened, whichever first.")
+    monitor_psi_moderate: float = Field(0.1, gt=0.0, description="PSI from which a shift is reported as moderate.")
+    monitor_psi_drift: float = Field(
+        0.25, gt=0.0, description="PSI above which a feature (or the score) has drifted: status drift."
+    )
+    monitor_degraded_windows: int = Field(
+        3, ge=1, le=1000, description="Windows the live F1 is pooled over; below FRAUD_MIN_F1: status degraded."
     )
     model_poll_interval_s: PositiveSeconds = Field(10.0, description="How often the registry alias is checked.")
     scorer_transactional_id: str | None = Field(

@@ -65,10 +65,16 @@ BROKER_MAX_MESSAGE_BYTES = 1_048_588
 
 
 def standard_topics(settings: Settings) -> dict[str, int]:
-    """The topics of the fraudstream flow (transactions, alerts, the scorer's and the sink's dead letters) with
-    their partition counts."""
+    """The topics of the fraudstream flow (transactions, alerts, the scorer's and the sink's dead letters, the
+    monitoring windows) with their partition counts."""
     partitions = settings.topic_partitions
-    names = (settings.topic_transactions, settings.topic_alerts, settings.topic_dlq, settings.topic_sink_dlq)
+    names = (
+        settings.topic_transactions,
+        settings.topic_alerts,
+        settings.topic_dlq,
+        settings.topic_sink_dlq,
+        settings.topic_monitoring,
+    )
     return dict.fromkeys(names, partitions)
 
 

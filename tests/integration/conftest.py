@@ -104,6 +104,7 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[SettingsF
         "topic_alerts": f"fraud-alerts-{suffix}",
         "topic_dlq": f"transactions.dlq-{suffix}",
         "topic_feedback": f"fraud-feedback-{suffix}",
+        "topic_monitoring": f"fraud-monitoring-{suffix}",
         "topic_partitions": 3,
         "scorer_group_id": f"scorer-{suffix}",
         "sink_group_id": f"alert-sink-{suffix}",

@@ -18,7 +18,14 @@ from .child_env import child_env
 from .cluster_support import cluster_cli_env
 
 FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
-STANDARD_TOPICS = ("transactions", "fraud-alerts", "transactions.dlq", "fraud-alerts.dlq", "fraud-feedback")
+STANDARD_TOPICS = (
+    "transactions",
+    "fraud-alerts",
+    "transactions.dlq",
+    "fraud-alerts.dlq",
+    "fraud-monitoring",
+    "fraud-feedback",
+)
 
 
 @pytest.fixture
