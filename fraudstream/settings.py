@@ -179,6 +179,16 @@ class Settings(BaseSettings):
         "production", min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", description="Registry alias that serves."
     )
     min_f1: float = Field(0.91, ge=0.0, le=1.0, description="Gate: a model registers only when test F1 >= this.")
+    gate_rule: Literal["point", "ci_low"] = Field(
+        "point",
+        description="What must reach min_f1: point (the holdout F1) or ci_low (the lower bound of its 95% interval).",
+    )
+    min_holdout_frauds: int = Field(
+        30,
+        ge=1,
+        description="Fewest frauds a holdout (or the rows shared with production) must hold for the trainer to "
+        "decide on it; below it training stops, or the comparison with production is refused.",
+    )
 
     # ---- data ----------------------------------------------------------------------------------------------
     data_path: Path = Field(Path("data") / "creditcard.csv", description="The ULB creditcard.csv, when present.")

@@ -87,7 +87,8 @@ def _train_small(store: Path, data_csv: Path, model_name: str) -> str:
     from trainer.service import train
 
     settings = load_settings(**_store_overrides(store), state_dir=store, model_name=model_name, min_f1=0.5)
-    config = TrainConfig(data=data_csv, n_estimators=30, max_depth=10, n_jobs=2, bootstrap_rounds=200, seed=3)
+    # few trees: the out-of-fold threshold fits folds + 1 forests
+    config = TrainConfig(data=data_csv, n_estimators=10, max_depth=10, n_jobs=2, bootstrap_rounds=200, seed=3)
     result = train(settings, config)
     if result.version is None or result.decision.outcome.name != "PROMOTED":
         raise RuntimeError(f"the test model was not promoted: {result.decision.reason}")
@@ -106,6 +107,18 @@ def _subsample_real(real_dir: Path, out: Path, every: int) -> Path:
     frame = pd.concat([normals, pd.read_csv(real_dir / REAL_FRAUD_FILE)]).sort_values("Time", kind="stable")
     frame.to_csv(out, index=False, float_format="%.15g")
     return out
+
+
+@pytest.fixture(scope="session")
+def small_training_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
+    """(csv, real): all real frauds with every 3rd real normal row when ../shared/data is there, else synthetic."""
+    from fraudstream.data.synth import write_synthetic
+
+    home = tmp_path_factory.mktemp("small-training")
+    real_dir = shared_data_dir()
+    if real_dir is not None:
+        return _subsample_real(real_dir, home / "creditcard.csv", every=3), True
+    return write_synthetic(home / "creditcard_synthetic.csv", rows=30_000, seed=3, fraud_rate=0.01), False
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The model: an imbalanced-learn Pipeline(SMOTE, RandomForest). imblearn applies samplers in fit only, so
-synthetic frauds are made from the rows the pipeline is fitted on and never reach validation or test rows."""
+synthetic frauds are made from the rows the pipeline is fitted on and never reach the rows it is scored on."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from sklearn.ensemble import RandomForestClassifier
 
 from trainer.config import TrainConfig
 
-# Types skops must be told to trust when MLflow loads the model back (it refuses anything not on its own
-# safe list). The trainer checks at save time that the saved pipeline needs exactly these and no others.
-SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
-    "imblearn.over_sampling._smote.base.SMOTE",
-    "imblearn.pipeline.Pipeline",
-    "sklearn.tree._tree.Tree",
+MODEL_PARAMS: tuple[str, ...] = (
+    "n_estimators",
+    "max_depth",
+    "min_samples_leaf",
+    "max_features",
+    "class_weight",
+    "max_samples",
+    "smote_ratio",
+    "smote_k_neighbors",
+    "time_encoding",
+    "seed",
 )
+"""The TrainConfig fields that shape the fitted model (logged as MLflow parameters)."""
 
 
 def build_pipeline(config: TrainConfig) -> Pipeline:
@@ -29,12 +35,9 @@ def build_pipeline(config: TrainConfig) -> Pipeline:
         max_depth=config.max_depth,
         min_samples_leaf=config.min_samples_leaf,
         max_features=config.max_features,
+        class_weight=config.class_weight,
+        max_samples=config.max_samples,
         n_jobs=config.n_jobs,
         random_state=config.seed,
     )
     return Pipeline([("smote", smote), ("forest", forest)])
-
-
-def params_of(config: TrainConfig) -> dict[str, object]:
-    """The run parameters logged to MLflow."""
-    return {key: value for key, value in config.model_dump(mode="json").items() if key not in ("data", "min_f1")}

@@ -1,51 +1,30 @@
-"""``train()``: one honest training run, tracked in MLflow, with the gate's decision applied and recorded."""
+"""``train()``: one honest training run, tracked in MLflow, with the gate's decision applied and recorded.
+
+A short sequence of named stages (trainer/stages.py: load, hold out, fit and measure), then the MLflow logging
+block (trainer/tracking.py: log_run), then the decision: the gate, the fair comparison with production, the
+registration and promotion.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
-from fraudstream.data.check import DatasetSummary, load_dataset
-from fraudstream.data.source import DatasetChoice, resolve_dataset
-from fraudstream.model.engine import OnnxEngine
+from fraudstream.data.check import DatasetSummary
+from fraudstream.data.source import DatasetChoice
 from fraudstream.model.registry import ModelRegistry
-from fraudstream.schemas import FEATURES
 from fraudstream.settings import Settings
-from trainer import gate, plots, tracking
+from trainer import gate, tracking
+from trainer.champion import assess_production
 from trainer.config import TrainConfig
-from trainer.evaluate import Evaluation, evaluate
-from trainer.export import forest_to_onnx, parity
-from trainer.pipeline import build_pipeline, params_of
-from trainer.split import Splits, split_dataset
-from trainer.threshold import ThresholdChoice, choose_threshold
+from trainer.evaluate import Evaluation
+from trainer.split import Splits
+from trainer.stages import Data, Fitted, LogReporter, Reporter, fit_and_measure, hold_out, load
+from trainer.threshold import ThresholdChoice
 
-log = logging.getLogger(__name__)
-
-
-class Reporter(Protocol):
-    """Where progress goes: the CLI shows it to a person, tests and the demo may log it."""
-
-    def stage(self, name: str) -> contextlib.AbstractContextManager[None]: ...
-
-    def note(self, message: str) -> None: ...
-
-
-class LogReporter:
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        log.info("%s ...", name)
-        yield
-        log.info("%s done in %.1f s", name, time.perf_counter() - started)
-
-    def note(self, message: str) -> None:
-        log.info(message)
+__all__ = ["LogReporter", "Reporter", "TrainResult", "train"]
 
 
 @dataclass
@@ -55,166 +34,114 @@ class TrainResult:
     dataset: DatasetChoice
     summary: DatasetSummary
     split_sizes: dict[str, tuple[int, int]]
-    validation: ThresholdChoice
+    threshold: ThresholdChoice
+    """The threshold and the out-of-fold F1, precision, recall and PR-AUC it was chosen on."""
     evaluation: Evaluation
     decision: gate.Decision
     version: str | None
     onnx_max_abs_diff: float
     test_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    """0-based data rows of the test split: rows the model never saw (the demo replays them)."""
+    """0-based data rows of the holdout: rows the model never saw (the demo replays them)."""
     seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> gate.Outcome:
+        return self.decision.outcome
 
     @property
     def exit_code(self) -> int:
         return self.decision.outcome.value
 
 
-def _production_f1(registry: ModelRegistry, splits: Splits, rounds: int, seed: int) -> tuple[str | None, float | None]:
-    """The serving version and its F1 on *this* run's test rows, at its own threshold."""
-    ref = registry.serving_version()
-    if ref is None:
-        return None, None
-    current = registry.load(ref.version)
-    scores = current.score(splits.test.X.to_numpy(dtype=np.float32))
-    return ref.version, evaluate(splits.test.y, scores, current.threshold, rounds=rounds, seed=seed).f1
-
-
 def train(settings: Settings, config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
-    """Split, fit SMOTE + forest on training rows, pick the threshold on validation, evaluate on test,
-    log everything to MLflow, then register and promote as the gate decides."""
+    """Hold out by content (or time), choose the threshold on out-of-fold scores of the training rows, refit on
+    all of them, evaluate on the holdout, log everything to MLflow, then register and promote as the gate
+    decides."""
     import mlflow
 
     reporter = reporter or LogReporter()
-    min_f1 = settings.min_f1 if config.min_f1 is None else config.min_f1
     seconds: dict[str, float] = {}
     tracking.use_store(settings)  # the fluent API (start_run, log_*) works on MLflow's process-wide store
     registry = ModelRegistry(settings)
 
-    with reporter.stage("loading data"):
-        started = time.perf_counter()
-        choice = resolve_dataset(settings, config.data, synthetic_rows=config.synthetic_rows, seed=config.seed)
-        reporter.note(choice.description)
-        frame, summary = load_dataset(choice.path)
-        seconds["load"] = time.perf_counter() - started
-
-    with reporter.stage(f"splitting ({config.split})"):
-        splits = split_dataset(
-            frame, kind=config.split, test_size=config.test_size, val_size=config.val_size, seed=config.seed
-        )
-        sizes = {name: (len(part), part.frauds) for name, part in vars(splits).items()}
-        reporter.note(", ".join(f"{name} {rows:,} rows / {frauds} frauds" for name, (rows, frauds) in sizes.items()))
-
-    with reporter.stage(f"fitting SMOTE + RandomForest on {len(splits.fit):,} rows"):
-        started = time.perf_counter()
-        pipeline = build_pipeline(config).fit(splits.fit.X, splits.fit.y)
-        seconds["fit"] = time.perf_counter() - started
-
-    with reporter.stage("compiling to ONNX and checking parity"):
-        onnx_bytes = forest_to_onnx(pipeline)
-        engine = OnnxEngine(onnx_bytes)
-        onnx_diff = parity(pipeline, engine, splits.validation.X)
-
-    with reporter.stage("choosing the threshold on validation rows and evaluating on test rows"):
-        validation = choose_threshold(splits.validation.y, engine.fraud_probability(splits.validation.X.to_numpy()))
-        test_scores = engine.fraud_probability(splits.test.X.to_numpy())
-        evaluation = evaluate(
-            splits.test.y, test_scores, validation.threshold, rounds=config.bootstrap_rounds, seed=config.seed
-        )
-
+    data = load(settings, config, reporter, seconds)
+    splits = hold_out(data, config, settings.min_holdout_frauds, reporter)
+    candidate = fit_and_measure(config, splits, settings, reporter, seconds)
     experiment_id = tracking.ensure_experiment(settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"rf-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         with reporter.stage("logging the run to MLflow"):
             started = time.perf_counter()
-            mlflow.log_params({**params_of(config), "min_f1": min_f1})
-            mlflow.set_tags(
-                {
-                    "data.path": str(choice.path),
-                    "data.synthetic": str(choice.synthetic).lower(),
-                    "data.sha256": summary.sha256,
-                }
-            )
-            tracking.log_json(
-                {
-                    "path": str(choice.path),
-                    "synthetic": choice.synthetic,
-                    "rows": summary.rows,
-                    "frauds": summary.frauds,
-                    "sha256": summary.sha256,
-                    "splits": sizes,
-                },
-                "dataset_summary.json",
-            )
-            mlflow.log_metrics(
-                {
-                    **evaluation.metrics(),
-                    "threshold": validation.threshold,
-                    "val_f1": validation.f1,
-                    "val_precision": validation.precision,
-                    "val_recall": validation.recall,
-                    "onnx_max_abs_diff": onnx_diff,
-                    "fit_seconds": seconds["fit"],
-                    "dataset_rows": summary.rows,
-                    "dataset_frauds": summary.frauds,
-                }
-            )
-            tracking.log_figures(
-                {
-                    "pr_curve": plots.pr_curve(splits.test.y, test_scores, evaluation),
-                    "confusion_matrix": plots.confusion_matrix(evaluation),
-                    "feature_importances": plots.feature_importances(
-                        FEATURES, pipeline.steps[-1][1].feature_importances_
-                    ),
-                }
-            )
-            tracking.log_test_predictions(splits.test.rows, splits.test.y, test_scores, validation.threshold)
-            model_uri = tracking.log_model(pipeline, validation.threshold, onnx_bytes, onnx_diff, splits.test.X.head(5))
+            model_uri = tracking.log_run(config, data, splits, candidate, seconds)
             seconds["mlflow"] = time.perf_counter() - started
-
         with reporter.stage("applying the gate"):
-            decision, version = _apply_gate(
-                settings, registry, splits, evaluation, validation, model_uri, run.info.run_id, min_f1, config
-            )
-            mlflow.set_tags(decision.tags() | ({"registered_version": version} if version else {}))
+            decision, version = decide(settings, config, registry, data, splits, candidate, model_uri, run.info.run_id)
             reporter.note(decision.reason)
 
     return TrainResult(
         run_id=run.info.run_id,
         experiment_id=experiment_id,
-        dataset=choice,
-        summary=summary,
-        split_sizes=sizes,
-        validation=validation,
-        evaluation=evaluation,
+        dataset=data.choice,
+        summary=data.summary,
+        split_sizes=splits.sizes(),
+        threshold=candidate.threshold,
+        evaluation=candidate.evaluation,
         decision=decision,
         version=version,
-        onnx_max_abs_diff=onnx_diff,
+        onnx_max_abs_diff=candidate.onnx_diff,
         test_rows=splits.test.rows,
         seconds=seconds,
     )
 
 
-def _apply_gate(
+def decide(
     settings: Settings,
+    config: TrainConfig,
     registry: ModelRegistry,
+    data: Data,
     splits: Splits,
-    evaluation: Evaluation,
-    validation: ThresholdChoice,
+    candidate: Fitted,
     model_uri: str,
     run_id: str,
-    min_f1: float,
-    config: TrainConfig,
 ) -> tuple[gate.Decision, str | None]:
-    if not gate.passes_gate(evaluation.f1, min_f1):
-        return gate.refused(evaluation.f1, min_f1), None
-    production_version, production_f1 = _production_f1(registry, splits, config.bootstrap_rounds, config.seed)
-    decision = gate.promotion(evaluation.f1, min_f1, production_version, production_f1)
-    tags = decision.tags() | {"threshold": f"{validation.threshold:.6f}", "run_id": run_id}
+    """The gate, then the fair comparison with production, then registration (and promotion)."""
+    import mlflow
+
+    if not candidate.gate.passes:
+        decision, version = gate.refused(candidate.gate), None
+    else:
+        champion = assess_production(
+            registry,
+            data.frame,
+            splits,
+            data.summary.sha256,
+            candidate.flags,
+            min_frauds=settings.min_holdout_frauds,
+            rounds=config.bootstrap_rounds,
+            seed=config.seed,
+        )
+        decision = gate.promotion(candidate.gate, champion)
+        version = register(settings, registry, candidate, decision, model_uri, run_id)
+    mlflow.log_metrics(decision.metrics())
+    mlflow.set_tags(decision.tags() | ({"registered_version": version} if version else {}))
+    return decision, version
+
+
+def register(
+    settings: Settings,
+    registry: ModelRegistry,
+    candidate: Fitted,
+    decision: gate.Decision,
+    model_uri: str,
+    run_id: str,
+) -> str:
+    e = candidate.evaluation
+    tags = decision.tags() | {"threshold": f"{candidate.threshold.threshold:.6f}", "run_id": run_id}
     description = (
-        f"test F1 {evaluation.f1:.4f} (95% CI {evaluation.f1_ci_low:.3f}-{evaluation.f1_ci_high:.3f}), "
-        f"precision {evaluation.precision:.4f}, recall {evaluation.recall:.4f}, PR-AUC {evaluation.pr_auc:.4f}; "
-        f"threshold {validation.threshold:.4f}. {decision.reason}"
+        f"holdout F1 {e.f1:.4f} (95% CI {e.f1_ci_low:.3f}-{e.f1_ci_high:.3f}), precision {e.precision:.4f}, "
+        f"recall {e.recall:.4f}, PR-AUC {e.pr_auc:.4f}; threshold {candidate.threshold.threshold:.4f} "
+        f"(out of fold). {decision.reason}"
     )
     version = tracking.register(registry.client, settings.model_name, model_uri, run_id, tags, description)
     if decision.outcome is gate.Outcome.PROMOTED:
         registry.client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
-    return decision, version
+    return version

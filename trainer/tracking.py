@@ -1,27 +1,37 @@
-"""Everything the trainer writes to MLflow: the run (params, dataset, metrics, figures, model) and the registry."""
+"""Everything the trainer writes to MLflow: the run (params, datasets, metrics, figures, model) and the registry."""
 
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from fraudstream.model.serving import ServingSpec
+from fraudstream.model.explain import SKOPS_TRUSTED_TYPES
+from fraudstream.schemas import FEATURES, LABEL_COLUMN
 from fraudstream.settings import Settings
+from trainer import model_dir, plots
+from trainer.champion import HoldoutRecord
 from trainer.exceptions import TrainingError
-from trainer.pipeline import SKOPS_TRUSTED_TYPES
+from trainer.pipeline import MODEL_PARAMS
+from trainer.split import CONTENT_SCHEME
 
 if TYPE_CHECKING:
     from imblearn.pipeline import Pipeline
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
+    from fraudstream.model.features import TimeEncoding
+    from fraudstream.model.profile import ReferenceProfile
+    from trainer.config import TrainConfig
+    from trainer.split import Splits
+    from trainer.stages import Data, Fitted
+
 MODEL_ARTIFACT = "model"
-ONNX_FILE = "model.onnx"
 PREDICTIONS_ARTIFACT = "evaluation/test_predictions.csv"
 
 
@@ -43,6 +53,20 @@ def ensure_experiment(settings: Settings) -> str:
     return mlflow.create_experiment(settings.mlflow_experiment, artifact_location=settings.artifact_location)
 
 
+def log_datasets(frames: dict[str, pd.DataFrame], source: str, sha256: str, label: str) -> None:
+    """The run's inputs as MLflow datasets (the run page's "Datasets"): one per context (training, holdout),
+    named by the file and digested by its SHA-256, so runs on the same rows show the same dataset."""
+    import mlflow
+
+    for context, frame in frames.items():
+        with warnings.catch_warnings():  # "integer columns cannot hold missing values": Class never misses one
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                frame, source=source, targets=label, name=f"creditcard-{context}", digest=f"{sha256[:12]}-{context}"
+            )
+            mlflow.log_input(dataset, context=context)
+
+
 def log_figures(figures: dict[str, Figure]) -> None:
     import mlflow
 
@@ -57,7 +81,7 @@ def log_json(payload: dict[str, Any], artifact_file: str) -> None:
 
 
 def log_test_predictions(rows: np.ndarray, labels: np.ndarray, scores: np.ndarray, threshold: float) -> None:
-    """The test rows' scores and decisions, so anyone can check a loaded model reproduces them."""
+    """The holdout rows' scores and decisions, so anyone can check a loaded model reproduces them."""
     import mlflow
 
     frame = pd.DataFrame({"row": rows, "label": labels, "score": scores, "flagged": (scores >= threshold).astype(int)})
@@ -76,40 +100,128 @@ def check_trusted_types(pipeline: Pipeline) -> None:
 
 def model_requirements() -> list[str]:
     """Pinned requirements of the logged model, stated rather than inferred (inference reloads the model in a
-    subprocess and costs ~5 s a run)."""
-    from importlib.metadata import version
+    subprocess and costs ~5 s a run). The pyfunc's loader is fraudstream's own kernel, which must be installed
+    where the model is loaded (it is not on PyPI under that name)."""
+    packages = ("scikit-learn", "imbalanced-learn", "skops", "numpy", "scipy", "pandas", "pydantic", "onnxruntime")
+    return [f"{package}=={installed_version(package)}" for package in packages]
 
-    packages = ("scikit-learn", "imbalanced-learn", "skops", "numpy", "scipy", "onnxruntime")
-    return [f"{package}=={version(package)}" for package in packages]
+
+@dataclass(frozen=True)
+class ServingFacts:
+    """What the serving spec records beside the files: the threshold, the parity measured, the Time encoding."""
+
+    threshold: float
+    onnx_max_abs_diff: float
+    time_encoding: TimeEncoding
 
 
 def log_model(
-    pipeline: Pipeline, spec_threshold: float, onnx_bytes: bytes, onnx_diff: float, example: pd.DataFrame
+    pipeline: Pipeline, facts: ServingFacts, onnx_bytes: bytes, profile: ReferenceProfile, example: pd.DataFrame
 ) -> str:
-    """Log the sklearn pipeline (skops, with its ONNX twin and serving metadata); return its model URI."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+    """Log the model directory (pyfunc over ONNX, serving spec, profile, sklearn pipeline); return its URI."""
+    from mlflow.models import Model
 
     check_trusted_types(pipeline)
-    spec = ServingSpec(threshold=spec_threshold, onnx_path=f"extra_files/{ONNX_FILE}", onnx_max_abs_diff=onnx_diff)
-    signature = infer_signature(example, pipeline.predict_proba(example))
-    with tempfile.TemporaryDirectory(prefix="fraudstream-onnx-") as tmp:
-        onnx_path = Path(tmp) / ONNX_FILE
-        onnx_path.write_bytes(onnx_bytes)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name=MODEL_ARTIFACT,
-            # skops, not pickle: loading cannot run arbitrary code; the few types it does not know are listed.
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-            signature=signature,
-            input_example=example,
-            pyfunc_predict_fn="predict_proba",
-            metadata=spec.as_metadata(),
-            extra_files=[str(onnx_path)],
-            pip_requirements=model_requirements(),
-        )
+    info = Model.log(
+        None,  # artifact_path: deprecated in favour of name, still positional
+        name=MODEL_ARTIFACT,
+        flavor=model_dir,
+        pipeline=pipeline,
+        threshold=facts.threshold,
+        onnx_max_abs_diff=facts.onnx_max_abs_diff,
+        time_encoding=facts.time_encoding,
+        onnx_bytes=onnx_bytes,
+        profile=profile,
+        input_example=example,
+        pip_requirements=model_requirements(),
+    )
     return info.model_uri
+
+
+def run_params(config: TrainConfig, data: Data, splits: Splits) -> dict[str, object]:
+    """The parameters that applied to this run, and only those."""
+    record = HoldoutRecord(
+        kind=splits.kind,
+        share=splits.share,
+        data_sha256=data.summary.sha256,
+        scheme=CONTENT_SCHEME if splits.kind == "content" else None,
+    )
+    values = config.model_dump(mode="json")
+    params: dict[str, object] = {**record.params(), "folds": config.folds}
+    params |= {name: values[name] for name in MODEL_PARAMS}
+    params |= {"n_jobs": config.n_jobs, "bootstrap_rounds": config.bootstrap_rounds}
+    if data.choice.synthetic and config.data is None:
+        params["synthetic_rows"] = config.synthetic_rows
+    return params
+
+
+def log_run(config: TrainConfig, data: Data, splits: Splits, candidate: Fitted, seconds: dict[str, float]) -> str:
+    """The MLflow logging block: parameters, datasets, metrics, figures, predictions and the model."""
+    import mlflow
+
+    g, summary, evaluation, threshold = candidate.gate, data.summary, candidate.evaluation, candidate.threshold
+    mlflow.log_params({**run_params(config, data, splits), "min_f1": g.min_f1, "gate_rule": g.rule})
+    mlflow.set_tags(
+        {
+            "data.path": str(data.choice.path),
+            "data.synthetic": str(data.choice.synthetic).lower(),
+            "data.sha256": summary.sha256,
+        }
+    )
+    columns = [*FEATURES, LABEL_COLUMN]
+    log_datasets(
+        {
+            "training": data.frame.iloc[splits.train.rows][columns],
+            "holdout": data.frame.iloc[splits.test.rows][columns],
+        },
+        source=str(data.choice.path),
+        sha256=summary.sha256,
+        label=LABEL_COLUMN,
+    )
+    log_json(
+        {
+            "path": str(data.choice.path),
+            "synthetic": data.choice.synthetic,
+            "rows": summary.rows,
+            "frauds": summary.frauds,
+            "sha256": summary.sha256,
+            "splits": splits.sizes(),
+        },
+        "dataset_summary.json",
+    )
+    mlflow.log_metrics(
+        {
+            **evaluation.metrics(),
+            "gate_p_f1_at_least_min": g.p_at_least_min,
+            "threshold": threshold.threshold,
+            "oof_f1": threshold.f1,
+            "oof_precision": threshold.precision,
+            "oof_recall": threshold.recall,
+            "oof_pr_auc": threshold.pr_auc,
+            "onnx_max_abs_diff": candidate.onnx_diff,
+            "oof_seconds": seconds["oof"],
+            "fit_seconds": seconds["fit"],
+            "dataset_rows": summary.rows,
+            "dataset_frauds": summary.frauds,
+        }
+    )
+    log_figures(
+        {
+            "pr_curve": plots.pr_curve(splits.test.y, candidate.test_scores, evaluation),
+            "confusion_matrix": plots.confusion_matrix(evaluation),
+            "feature_importances": plots.feature_importances(
+                FEATURES, candidate.pipeline.steps[-1][1].feature_importances_
+            ),
+        }
+    )
+    log_test_predictions(splits.test.rows, splits.test.y, candidate.test_scores, threshold.threshold)
+    return log_model(
+        candidate.pipeline,
+        ServingFacts(threshold.threshold, candidate.onnx_diff, config.time_encoding),
+        candidate.onnx_bytes,
+        candidate.profile,
+        splits.test.X.head(5).reset_index(drop=True),
+    )
 
 
 def register(

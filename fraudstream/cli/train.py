@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from fraudstream.cli.common import console, example, settings_or_exit
@@ -19,13 +20,25 @@ if TYPE_CHECKING:
 
 
 class SplitKind(str, enum.Enum):
-    stratified = "stratified"
+    content = "content"
     time = "time"
 
 
+class TimeEncodingChoice(str, enum.Enum):
+    raw = "raw"
+    time_of_day = "time_of_day"
+    none = "none"
+
+
+class GateRuleChoice(str, enum.Enum):
+    point = "point"
+    ci_low = "ci_low"
+
+
 EXIT_CODES_HELP = (
-    "Exit codes: 0 promoted to production; 3 registered but not promoted (worse than production); "
-    "4 refused by the gate (nothing registered); 1 error; 2 bad configuration."
+    "Exit codes: 0 promoted to production; 3 registered but not promoted (worse than production on rows "
+    "neither trained on, or no fair comparison possible); 4 refused by the gate (nothing registered); 1 error; "
+    "2 bad configuration."
 )
 
 
@@ -40,27 +53,44 @@ class RichReporter:
         console.print(f"[green]✓[/green] {name} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
 
     def note(self, message: str) -> None:
-        console.print(f"  [dim]{message}[/dim]")
+        console.print(f"  [dim]{escape(message)}[/dim]")
 
 
 def render_result(result: TrainResult) -> Table:
-    """The final table: the test metrics, the threshold and the gate's decision."""
-    evaluation = result.evaluation
-    table = Table(title=f"Run {result.run_id} — test split at its natural fraud rate", show_header=False)
+    """The final table: the holdout metrics, the threshold, the gate and the comparison with production."""
+    evaluation, threshold, decision = result.evaluation, result.threshold, result.decision
+    judged = decision.candidate
+    table = Table(title=f"Run {result.run_id} — holdout at its natural fraud rate", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
+    kind = result.split_sizes
     rows = [
         ("data", f"{result.dataset.path} ({'SYNTHETIC' if result.dataset.synthetic else 'real'})"),
-        ("test rows / frauds", f"{evaluation.rows:,} / {evaluation.frauds}"),
-        ("threshold (chosen on validation)", f"{evaluation.threshold:.4f}"),
-        ("F1 (fraud)", f"{evaluation.f1:.4f}  [95% CI {evaluation.f1_ci_low:.3f} to {evaluation.f1_ci_high:.3f}]"),
+        ("training rows / frauds", f"{kind['train'][0]:,} / {kind['train'][1]}"),
+        ("holdout rows / frauds", f"{evaluation.rows:,} / {evaluation.frauds}"),
+        ("threshold (out of fold)", f"{threshold.threshold:.4f}  (out-of-fold F1 {threshold.f1:.4f})"),
+        ("F1 (fraud)", f"{evaluation.f1:.4f}  (95% CI {evaluation.f1_ci_low:.3f} to {evaluation.f1_ci_high:.3f})"),
+        (f"P(F1 >= {judged.min_f1:.2f})", f"{judged.p_at_least_min:.2f}  (bootstrap; gate rule {judged.rule})"),
         ("precision / recall", f"{evaluation.precision:.4f} / {evaluation.recall:.4f}"),
         ("PR-AUC / ROC-AUC", f"{evaluation.pr_auc:.4f} / {evaluation.roc_auc:.4f}"),
-        ("accuracy", f"{evaluation.accuracy:.5f}"),
         ("confusion (tp fp fn tn)", f"{evaluation.tp} {evaluation.fp} {evaluation.fn} {evaluation.tn:,}"),
-        ("fit time", f"{result.seconds.get('fit', 0):.1f} s"),
-        ("decision", f"{result.decision.outcome.name.lower()}" + (f" (v{result.version})" if result.version else "")),
+        ("fit time", f"{result.seconds.get('oof', 0):.1f} s out of fold + {result.seconds.get('fit', 0):.1f} s final"),
     ]
+    champion = decision.champion
+    if champion is not None and champion.comparison is not None:
+        c = champion.comparison
+        rows += [
+            (f"vs production v{champion.version}", f"{c.challenger_f1:.4f} vs {c.production_f1:.4f} F1"),
+            ("  on rows neither trained on", f"{c.rows:,} rows / {c.frauds} frauds"),
+            (
+                "  difference",
+                f"{c.difference:+.4f}  (95% CI {c.difference_ci_low:+.3f} to {c.difference_ci_high:+.3f})",
+            ),
+            ("  P(at least as good)", f"{c.p_at_least_as_good:.2f}"),
+        ]
+    elif champion is not None:
+        rows.append((f"vs production v{champion.version}", "no fair comparison (see below)"))
+    rows.append(("decision", decision.outcome.name.lower() + (f" (v{result.version})" if result.version else "")))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -72,6 +102,11 @@ def _default(field: str) -> object:
     return TrainConfig.model_fields[field].default
 
 
+def _max_depth_default() -> int:
+    depth = _default("max_depth")
+    return 0 if depth is None else int(depth)  # type: ignore[call-overload]
+
+
 def train(
     data: Path | None = typer.Option(
         None,
@@ -80,56 +115,65 @@ def train(
         help="creditcard.csv to train on (default: data/creditcard.csv, else synthetic).",
     ),
     min_f1: float | None = typer.Option(
-        None, "--min-f1", min=0.0, max=1.0, help="Gate: register only at test F1 >= this [default: FRAUD_MIN_F1, 0.91]."
+        None, "--min-f1", min=0.0, max=1.0, help="Gate: register only at F1 >= this (default: FRAUD_MIN_F1, 0.91)."
+    ),
+    gate_rule: GateRuleChoice | None = typer.Option(
+        None,
+        "--gate-rule",
+        help="What must reach --min-f1: point (the holdout F1) or ci_low (its 95% lower bound) "
+        "(default: FRAUD_GATE_RULE, point).",
     ),
     split: SplitKind = typer.Option(
-        _default("split"), "--split", help="stratified (seeded) or time (earlier Time trains)."
+        _default("split"), "--split", help="content (a hash of each row's values) or time (the latest rows)."
     ),
-    test_size: float = typer.Option(
-        _default("test_size"), "--test-size", help="Share of rows kept for the final test."
-    ),
-    val_size: float = typer.Option(
-        _default("val_size"), "--val-size", help="Share of training rows for the threshold."
-    ),
-    seed: int = typer.Option(_default("seed"), "--seed", help="Seed for the split, SMOTE and the forest."),
+    test_size: float = typer.Option(_default("test_size"), "--test-size", help="Share of rows held out."),
+    folds: int = typer.Option(_default("folds"), "--folds", help="Folds of the out-of-fold threshold choice."),
+    seed: int = typer.Option(_default("seed"), "--seed", help="Seed of SMOTE and the forest (not of the holdout)."),
     n_estimators: int = typer.Option(_default("n_estimators"), "--n-estimators", help="Trees in the forest."),
-    max_depth: int = typer.Option(
-        _default("max_depth"), "--max-depth", help="Depth limit of each tree (0: unlimited)."
-    ),
+    max_depth: int = typer.Option(_max_depth_default(), "--max-depth", help="Depth limit of each tree (0: unlimited)."),
     min_samples_leaf: int = typer.Option(
         _default("min_samples_leaf"), "--min-samples-leaf", help="Fewest rows in a leaf."
     ),
+    max_samples: float = typer.Option(
+        _default("max_samples"), "--max-samples", min=0.01, max=1.0, help="Share of the rows each tree draws."
+    ),
     smote_ratio: float = typer.Option(_default("smote_ratio"), "--smote-ratio", help="SMOTE frauds per normal row."),
     smote_k_neighbors: int = typer.Option(_default("smote_k_neighbors"), "--smote-k", help="Neighbours SMOTE mixes."),
+    time_encoding: TimeEncodingChoice = typer.Option(
+        _default("time_encoding"), "--time-encoding", help="How the forest reads Time: raw, time_of_day or none."
+    ),
     n_jobs: int = typer.Option(_default("n_jobs"), "--n-jobs", help="Cores for fitting (-1: all)."),
 ) -> None:
     """Train SMOTE + RandomForest, track the run in MLflow, and register/promote it if it passes the gate."""
     from trainer.config import TrainConfig
+    from trainer.gate import Outcome
     from trainer.service import train as run_training
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(gate_rule=gate_rule.value if gate_rule else None)
     config = TrainConfig(
         data=data,
         min_f1=min_f1,
         split=split.value,
         test_size=test_size,
-        val_size=val_size,
+        folds=folds,
         seed=seed,
         n_estimators=n_estimators,
         max_depth=max_depth or None,
         min_samples_leaf=min_samples_leaf,
+        max_samples=max_samples,
         smote_ratio=smote_ratio,
         smote_k_neighbors=smote_k_neighbors,
+        time_encoding=time_encoding.value,
         n_jobs=n_jobs,
     )
     console.print(f"MLflow store: [bold]{settings.tracking_uri}[/bold]  model: [bold]{settings.model_name}[/bold]")
     result = run_training(settings, config, RichReporter())
     console.print(render_result(result))
-    style = {0: "green", 3: "yellow", 4: "red"}[result.exit_code]
-    console.print(f"[{style}]{result.decision.reason}[/{style}]")
-    if result.exit_code == 4:
+    style = {Outcome.PROMOTED: "green", Outcome.REGISTERED: "yellow", Outcome.REFUSED: "red"}[result.outcome]
+    console.print(f"[{style}]{escape(result.decision.reason)}[/{style}]")
+    if result.outcome is Outcome.REFUSED:
         console.print("  To accept a lower score, run again with e.g. [bold]--min-f1 0.80[/bold] (or FRAUD_MIN_F1).")
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(result.outcome.value)
 
 
 def register(app: typer.Typer) -> None:
@@ -141,5 +185,6 @@ def register(app: typer.Typer) -> None:
             "fraudstream train",
             "fraudstream train --data data/creditcard.csv --min-f1 0.85 --n-estimators 200",
             "fraudstream train --split time --test-size 0.25",
+            "fraudstream train --gate-rule ci_low --min-f1 0.85",
         ),
     )(train)

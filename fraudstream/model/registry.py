@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudstream.exceptions import ModelLoadError, ModelNotFoundError
-from fraudstream.model.engine import OnnxEngine
-from fraudstream.model.explain import ExplainPolicy, load_explainer
-from fraudstream.model.serving import METADATA_KEY, FraudModel, ServingSpec
+from fraudstream.model.explain import ExplainPolicy
+from fraudstream.model.serving import FraudModel, open_model_dir
 from fraudstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,9 +67,9 @@ class ModelRegistry:
         return VersionRef(name=found.name, version=str(found.version), run_id=found.run_id)
 
     def load(self, version: str) -> FraudModel:
-        """Download one version's MLmodel and ONNX file and build the scoring model from them."""
+        """Download one version's model directory and build the scoring model from it (its MLmodel metadata,
+        ONNX file and reference profile): the one loader of the scorer, the API and the trainer's gate."""
         import mlflow
-        from mlflow.models import Model
 
         uri = f"models:/{self.name}/{version}"
         with tempfile.TemporaryDirectory(prefix="fraudstream-model-") as tmp:
@@ -81,28 +80,14 @@ class ModelRegistry:
                         artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri
                     )
                 )
-                mlmodel = Model.load(str(local / "MLmodel"))
-                metadata = mlmodel.metadata or {}
-            except Exception as exc:  # MLflow raises many kinds here (store, file system, YAML)
+                run_id = self.client.get_model_version(self.name, version).run_id
+            except Exception as exc:  # MLflow raises many kinds here (store, file system)
                 raise ModelLoadError(f"cannot download {uri}: {exc}") from exc
-            if METADATA_KEY not in metadata:
-                raise ModelLoadError(f"{uri} was not logged by the fraudstream trainer (no serving metadata)")
-            spec = ServingSpec.model_validate(metadata[METADATA_KEY])
-            engine = OnnxEngine.from_path(local / spec.onnx_path)
-            explainer = None
-            if self.explain_policy is not None:
-                label = f"{self.name} v{version}"
-                explainer = load_explainer(local, mlmodel.flavors, self.explain_policy, label=label)
-        run_id = self.client.get_model_version(self.name, version).run_id
-        log.info("loaded model", extra={"model": self.name, "version": version, "threshold": spec.threshold})
-        return FraudModel(
-            name=self.name,
-            version=str(version),
-            threshold=spec.threshold,
-            engine=engine,
-            run_id=run_id,
-            explainer=explainer,
-        )
+            model = open_model_dir(
+                local, name=self.name, version=str(version), run_id=run_id, explain_policy=self.explain_policy
+            )
+        log.info("loaded model", extra={"model": self.name, "version": version, "threshold": model.threshold})
+        return model
 
     def load_serving(self) -> FraudModel:
         """The model behind the alias; ModelNotFoundError says to run the trainer when there is none."""

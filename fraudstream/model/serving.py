@@ -1,27 +1,36 @@
 """What a registered model version carries for serving, and the loaded model every scorer and API uses.
 
-Contract with the trainer: the version is an MLflow sklearn model whose MLmodel ``metadata`` holds a
-``fraudstream`` entry (:class:`ServingSpec`: threshold, feature order, where the ONNX file is) and whose
-``extra_files`` hold that ONNX file. One model, one threshold, one scoring path for the stream and the API.
+Contract with the trainer: the version is an MLflow model directory whose MLmodel ``metadata`` holds a
+``fraudstream`` entry (:class:`ServingSpec`: threshold, feature order, Time encoding, where the ONNX file and
+the reference profile are) beside those files. One model, one threshold, one scoring path for the stream, the
+API and the MLflow pyfunc: :func:`open_model_dir` builds the :class:`FraudModel` all of them use.
+
+Versions logged before spec 2 (an sklearn flavour with ``extra_files/model.onnx``, raw Time, no profile)
+still load.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from fraudstream.exceptions import ModelLoadError
 from fraudstream.model.engine import OnnxEngine
+from fraudstream.model.features import TimeEncoding, model_input
+from fraudstream.model.profile import ReferenceProfile
 from fraudstream.schemas import FEATURES
 
 if TYPE_CHECKING:
-    from fraudstream.model.explain import ExplainerLoader
+    from fraudstream.model.explain import ExplainerLoader, ExplainPolicy
     from fraudstream.schemas import Explanation
 
 METADATA_KEY = "fraudstream"
-SPEC_VERSION = 1
+SPEC_VERSION = 2
+"""2: ``time_encoding`` and ``profile_path``. A reader refuses a newer spec rather than misread it."""
 
 
 class ServingSpec(BaseModel):
@@ -34,9 +43,22 @@ class ServingSpec(BaseModel):
     features: tuple[str, ...] = FEATURES
     onnx_path: str = Field(description="Path of the ONNX file inside the model directory.")
     onnx_max_abs_diff: float | None = Field(None, description="Largest |ONNX - sklearn| probability measured.")
+    time_encoding: TimeEncoding = Field("raw", description="How Time is fed to the forest (model/features.py).")
+    profile_path: str | None = Field(None, description="Path of reference_profile.json inside the model directory.")
 
     def as_metadata(self) -> dict[str, Any]:
         return {METADATA_KEY: self.model_dump(mode="json")}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any] | None, where: str) -> ServingSpec:
+        if not metadata or METADATA_KEY not in metadata:
+            raise ModelLoadError(f"{where} was not logged by the fraudstream trainer (no serving metadata)")
+        spec = cls.model_validate(metadata[METADATA_KEY])
+        if spec.spec_version > SPEC_VERSION:
+            raise ModelLoadError(
+                f"{where} was logged by a newer fraudstream (serving spec {spec.spec_version} > {SPEC_VERSION})"
+            )
+        return spec
 
 
 @dataclass(frozen=True)
@@ -48,12 +70,15 @@ class FraudModel:
     threshold: float
     engine: OnnxEngine
     run_id: str | None = None
+    time_encoding: TimeEncoding = "raw"
+    profile: ReferenceProfile | None = None
+    """The training rows' profile (None for versions logged before it existed)."""
     explainer: ExplainerLoader | None = None
     """Reason codes from the same version's forest; None when explanations are off or the version has no forest."""
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """Fraud probabilities for an (n, 30) matrix in FEATURES order."""
-        return self.engine.fraud_probability(features)
+        """Fraud probabilities for an (n, 30) matrix of the transaction fields in FEATURES order."""
+        return self.engine.fraud_probability(model_input(features, self.time_encoding))
 
     def flags(self, scores: np.ndarray) -> np.ndarray:
         return scores >= self.threshold
@@ -67,3 +92,48 @@ class FraudModel:
     @property
     def label(self) -> str:
         return f"{self.name} v{self.version}"
+
+
+def open_model_dir(
+    root: Path,
+    *,
+    name: str,
+    version: str,
+    run_id: str | None = None,
+    explain_policy: ExplainPolicy | None = None,
+) -> FraudModel:
+    """The scoring model of a local model directory (its MLmodel, ONNX file and profile), with reason codes from
+    its forest when ``explain_policy`` is given (the forest is read now: a download folder may go away after)."""
+    from mlflow.models import Model
+
+    from fraudstream.model.explain import load_explainer
+
+    where = f"{name} v{version}"
+    try:
+        mlmodel = Model.load(str(root / "MLmodel"))
+    except Exception as exc:  # MLflow raises many kinds here (file system, YAML)
+        raise ModelLoadError(f"cannot read the MLmodel file of {where}: {exc}") from exc
+    spec = ServingSpec.from_metadata(mlmodel.metadata, where)
+    engine = OnnxEngine.from_path(root / spec.onnx_path)
+    profile = ReferenceProfile.read(root / spec.profile_path) if spec.profile_path else None
+    time_encoding = spec.time_encoding
+    explainer = None
+    if explain_policy is not None:
+        explainer = load_explainer(
+            root,
+            mlmodel.flavors,
+            explain_policy,
+            label=where,
+            profile=profile,
+            encode=lambda matrix: model_input(matrix, time_encoding),
+        )
+    return FraudModel(
+        name=name,
+        version=version,
+        threshold=spec.threshold,
+        engine=engine,
+        run_id=run_id,
+        time_encoding=spec.time_encoding,
+        profile=profile,
+        explainer=explainer,
+    )
