@@ -15,7 +15,13 @@ import pytest
 from fraudstream.exceptions import BrokerError
 from fraudstream.kafka.local.cluster import LocalCluster
 from fraudstream.kafka.local.layout import local_cluster, local_home, resolve_nodes, running_layouts
-from fraudstream.kafka.local.processes import ephemeral_port_range, free_port, free_port_run, port_in_use
+from fraudstream.kafka.local.processes import (
+    ephemeral_port_range,
+    free_port,
+    free_port_run,
+    port_in_use,
+    process_cmdline,
+)
 from fraudstream.kafka.local.server_config import Quorum, render_server_properties
 from fraudstream.kafka.topics import min_insync_replicas_for
 from fraudstream.settings import load_settings
@@ -46,6 +52,9 @@ def pretend_running(home: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", str(home / "server.properties")]
     process = subprocess.Popen(command)
     (home / "broker.pid").write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + 10.0  # until the child has exec'd, /proc shows the parent's command line
+    while "kafka.Kafka" not in (process_cmdline(process.pid) or "") and time.monotonic() < deadline:
+        time.sleep(0.01)
     return process
 
 
