@@ -66,6 +66,16 @@ def render_result(result: TrainResult) -> Table:
     kind = result.split_sizes
     rows = [
         ("data", f"{result.dataset.path} ({'SYNTHETIC' if result.dataset.synthetic else 'real'})"),
+        *(
+            [
+                (
+                    "analysts' verdicts",
+                    f"{result.relabelling.changed} labels changed ({result.relabelling.matched} rows named)",
+                )
+            ]
+            if result.relabelling is not None
+            else []
+        ),
         ("training rows / frauds", f"{kind['train'][0]:,} / {kind['train'][1]}"),
         ("holdout rows / frauds", f"{evaluation.rows:,} / {evaluation.frauds}"),
         ("threshold (out of fold)", f"{threshold.threshold:.4f}  (out-of-fold F1 {threshold.f1:.4f})"),
@@ -143,6 +153,12 @@ def train(
         _default("time_encoding"), "--time-encoding", help="How the forest reads Time: raw, time_of_day or none."
     ),
     n_jobs: int = typer.Option(_default("n_jobs"), "--n-jobs", help="Cores for fitting (-1: all)."),
+    feedback: bool = typer.Option(
+        _default("feedback"),
+        "--feedback/--no-feedback",
+        help="Use analysts' verdicts (the fraud-feedback topic, FRAUD_TOPIC_FEEDBACK) as the labels of the rows "
+        "they name, overriding the CSV's Class, before the holdout is chosen; logs how many labels changed.",
+    ),
 ) -> None:
     """Train SMOTE + RandomForest, track the run in MLflow, and register/promote it if it passes the gate."""
     from trainer.config import TrainConfig
@@ -165,6 +181,7 @@ def train(
         smote_k_neighbors=smote_k_neighbors,
         time_encoding=time_encoding.value,
         n_jobs=n_jobs,
+        feedback=feedback,
     )
     console.print(f"MLflow store: [bold]{settings.tracking_uri}[/bold]  model: [bold]{settings.model_name}[/bold]")
     result = run_training(settings, config, RichReporter())
@@ -186,5 +203,6 @@ def register(app: typer.Typer) -> None:
             "fraudstream train --data data/creditcard.csv --min-f1 0.85 --n-estimators 200",
             "fraudstream train --split time --test-size 0.25",
             "fraudstream train --gate-rule ci_low --min-f1 0.85",
+            "fraudstream train --feedback",
         ),
     )(train)
