@@ -64,18 +64,11 @@ def render_result(result: TrainResult) -> Table:
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     kind = result.split_sizes
-    rows = [
-        ("data", f"{result.dataset.path} ({'SYNTHETIC' if result.dataset.synthetic else 'real'})"),
-        *(
-            [
-                (
-                    "analysts' verdicts",
-                    f"{result.relabelling.changed} labels changed ({result.relabelling.matched} rows named)",
-                )
-            ]
-            if result.relabelling is not None
-            else []
-        ),
+    rows = [("data", f"{result.dataset.path} ({'SYNTHETIC' if result.dataset.synthetic else 'real'})")]
+    if result.relabelling is not None:
+        changed, named = result.relabelling.changed, result.relabelling.matched
+        rows.append(("analysts' verdicts", f"{changed} labels changed ({named} rows named)"))
+    rows += [
         ("training rows / frauds", f"{kind['train'][0]:,} / {kind['train'][1]}"),
         ("holdout rows / frauds", f"{evaluation.rows:,} / {evaluation.frauds}"),
         ("threshold (out of fold)", f"{threshold.threshold:.4f}  (out-of-fold F1 {threshold.f1:.4f})"),
