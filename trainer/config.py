@@ -39,6 +39,10 @@ class TrainConfig(BaseModel):
     time_encoding: TimeEncoding = Field(
         "time_of_day", description="How the forest reads Time (fraudstream/model/features.py)."
     )
+    feedback: bool = Field(
+        False,
+        description="Relabel rows with analysts' verdicts (the fraud-feedback topic) before the holdout is chosen.",
+    )
     n_jobs: int = Field(-1, description="Cores for fitting (-1: all).")
     bootstrap_rounds: int = Field(1000, ge=100, description="Resamples for the F1 interval and the comparisons.")
     synthetic_rows: int = Field(100_000, ge=1000, description="Size of the synthetic set when no CSV is present.")

@@ -14,6 +14,7 @@ import numpy as np
 
 from fraudstream.data.check import DatasetSummary
 from fraudstream.data.source import DatasetChoice
+from fraudstream.feedback import Relabelling
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.settings import Settings
 from trainer import gate, tracking
@@ -43,6 +44,8 @@ class TrainResult:
     test_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     """0-based data rows of the holdout: rows the model never saw (the demo replays them)."""
     seconds: dict[str, float] = field(default_factory=dict)
+    relabelling: Relabelling | None = None
+    """What the analysts' verdicts changed, when the run read them (``feedback``)."""
 
     @property
     def outcome(self) -> gate.Outcome:
@@ -90,6 +93,7 @@ def train(settings: Settings, config: TrainConfig, reporter: Reporter | None = N
         onnx_max_abs_diff=candidate.onnx_diff,
         test_rows=splits.test.rows,
         seconds=seconds,
+        relabelling=data.relabelling,
     )
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from fraudstream.data.check import DatasetSummary, load_dataset
 from fraudstream.data.source import DatasetChoice, resolve_dataset
+from fraudstream.feedback import Relabelling, read_verdicts, relabel
 from fraudstream.model.engine import OnnxEngine
 from fraudstream.model.features import model_input
 from fraudstream.model.profile import ReferenceProfile
@@ -63,7 +64,13 @@ class LogReporter:
 class Data:
     choice: DatasetChoice
     frame: pd.DataFrame
+    """The file's rows, with the analysts' verdicts as labels when the run asked for them."""
     summary: DatasetSummary
+    """The file as read (its Class counts before any verdict)."""
+    relabelling: Relabelling | None = None
+    """What the verdicts changed, when the run read them (``--feedback``)."""
+    feedback_topic: str | None = None
+    """The topic the verdicts were read from."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,12 @@ def load(settings: Settings, config: TrainConfig, reporter: Reporter, seconds: d
         reporter.note(choice.description)
         frame, summary = load_dataset(choice.path)
         seconds["load"] = time.perf_counter() - started
-    return Data(choice, frame, summary)
+    if not config.feedback:
+        return Data(choice, frame, summary)
+    with reporter.stage(f"reading analysts' verdicts from {settings.topic_feedback}"):
+        frame, relabelling = relabel(frame, choice.path.name, read_verdicts(settings))
+        reporter.note(relabelling.describe())
+    return Data(choice, frame, summary, relabelling, settings.topic_feedback)
 
 
 def hold_out(data: Data, config: TrainConfig, min_frauds: int, reporter: Reporter) -> Splits:
@@ -126,7 +138,8 @@ def fit_and_measure(
 
     with reporter.stage(f"choosing the threshold on {config.folds}-fold out-of-fold scores of {len(y):,} rows"):
         started = time.perf_counter()
-        scores = out_of_fold_scores(fit, X, y, content_folds(splits.train.keys, config.folds))
+        folds = content_folds(splits.train.keys, config.folds)
+        scores = out_of_fold_scores(fit, X, y, folds, on_fold=lambda done, total: reporter.note(f"fold {done}/{total}"))
         threshold = choose_threshold(y, scores)
         seconds["oof"] = time.perf_counter() - started
         reporter.note(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -53,16 +54,21 @@ def ensure_experiment(settings: Settings) -> str:
     return mlflow.create_experiment(settings.mlflow_experiment, artifact_location=settings.artifact_location)
 
 
-def log_datasets(frames: dict[str, pd.DataFrame], source: str, sha256: str, label: str) -> None:
+def log_datasets(frames: dict[str, pd.DataFrame], source: str, sha256: str, label: str, variant: str = "") -> None:
     """The run's inputs as MLflow datasets (the run page's "Datasets"): one per context (training, holdout),
-    named by the file and digested by its SHA-256, so runs on the same rows show the same dataset."""
+    named by the file and digested by its SHA-256 (and ``variant``: the labels analysts' verdicts changed), so
+    runs on the same rows with the same labels show the same dataset."""
     import mlflow
 
     for context, frame in frames.items():
         with warnings.catch_warnings():  # "integer columns cannot hold missing values": Class never misses one
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(
-                frame, source=source, targets=label, name=f"creditcard-{context}", digest=f"{sha256[:12]}-{context}"
+                frame,
+                source=source,
+                targets=label,
+                name=f"creditcard-{context}",
+                digest=f"{sha256[:12]}{variant}-{context}",
             )
             mlflow.log_input(dataset, context=context)
 
@@ -149,10 +155,55 @@ def run_params(config: TrainConfig, data: Data, splits: Splits) -> dict[str, obj
     values = config.model_dump(mode="json")
     params: dict[str, object] = {**record.params(), "folds": config.folds}
     params |= {name: values[name] for name in MODEL_PARAMS}
-    params |= {"n_jobs": config.n_jobs, "bootstrap_rounds": config.bootstrap_rounds}
+    params |= {"n_jobs": config.n_jobs, "bootstrap_rounds": config.bootstrap_rounds, "feedback": config.feedback}
     if data.choice.synthetic and config.data is None:
         params["synthetic_rows"] = config.synthetic_rows
     return params
+
+
+def relabelled_variant(data: Data) -> str:
+    """A digest suffix naming the labels the verdicts changed ("" when none did)."""
+    relabelling = data.relabelling
+    if relabelling is None or not relabelling.changed:
+        return ""
+    labels = data.frame[LABEL_COLUMN].to_numpy()[relabelling.changed_rows].tolist()
+    changes = json.dumps([relabelling.changed_rows, labels]).encode()
+    return f"-fb{hashlib.sha256(changes).hexdigest()[:8]}"
+
+
+def log_feedback(data: Data, splits: Splits) -> None:
+    """How many labels the analysts' verdicts changed (metrics, tags, and the rows themselves as an artifact)."""
+    import mlflow
+
+    relabelling = data.relabelling
+    if relabelling is None:
+        return
+    changed = np.asarray(relabelling.changed_rows, dtype=np.int64)
+    in_holdout = int(np.isin(changed, splits.test.rows).sum())
+    mlflow.log_metrics(
+        {
+            "feedback_verdicts": relabelling.verdicts,
+            "feedback_rows_matched": relabelling.matched,
+            "feedback_labels_changed": relabelling.changed,
+            "feedback_labels_changed_holdout": in_holdout,
+        }
+    )
+    mlflow.set_tags(
+        {
+            "feedback.topic": data.feedback_topic or "",
+            "feedback.labels_changed": str(relabelling.changed),
+        }
+    )
+    labels = data.frame[LABEL_COLUMN].to_numpy()
+    log_json(
+        {
+            "summary": relabelling.describe(),
+            "changed": [{"row": int(row), "label": int(labels[row])} for row in changed],
+            "other_files": relabelling.other_files,
+            "out_of_range": relabelling.out_of_range,
+        },
+        "feedback/relabelled_rows.json",
+    )
 
 
 def log_run(config: TrainConfig, data: Data, splits: Splits, candidate: Fitted, seconds: dict[str, float]) -> str:
@@ -177,7 +228,9 @@ def log_run(config: TrainConfig, data: Data, splits: Splits, candidate: Fitted, 
         source=str(data.choice.path),
         sha256=summary.sha256,
         label=LABEL_COLUMN,
+        variant=relabelled_variant(data),
     )
+    log_feedback(data, splits)
     log_json(
         {
             "path": str(data.choice.path),

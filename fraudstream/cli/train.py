@@ -64,8 +64,11 @@ def render_result(result: TrainResult) -> Table:
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     kind = result.split_sizes
-    rows = [
-        ("data", f"{result.dataset.path} ({'SYNTHETIC' if result.dataset.synthetic else 'real'})"),
+    rows = [("data", f"{result.dataset.path} ({'SYNTHETIC' if result.dataset.synthetic else 'real'})")]
+    if result.relabelling is not None:
+        changed, named = result.relabelling.changed, result.relabelling.matched
+        rows.append(("analysts' verdicts", f"{changed} labels changed ({named} rows named)"))
+    rows += [
         ("training rows / frauds", f"{kind['train'][0]:,} / {kind['train'][1]}"),
         ("holdout rows / frauds", f"{evaluation.rows:,} / {evaluation.frauds}"),
         ("threshold (out of fold)", f"{threshold.threshold:.4f}  (out-of-fold F1 {threshold.f1:.4f})"),
@@ -143,6 +146,12 @@ def train(
         _default("time_encoding"), "--time-encoding", help="How the forest reads Time: raw, time_of_day or none."
     ),
     n_jobs: int = typer.Option(_default("n_jobs"), "--n-jobs", help="Cores for fitting (-1: all)."),
+    feedback: bool = typer.Option(
+        _default("feedback"),
+        "--feedback/--no-feedback",
+        help="Use analysts' verdicts (the fraud-feedback topic, FRAUD_TOPIC_FEEDBACK) as the labels of the rows "
+        "they name, overriding the CSV's Class, before the holdout is chosen; logs how many labels changed.",
+    ),
 ) -> None:
     """Train SMOTE + RandomForest, track the run in MLflow, and register/promote it if it passes the gate."""
     from trainer.config import TrainConfig
@@ -165,6 +174,7 @@ def train(
         smote_k_neighbors=smote_k_neighbors,
         time_encoding=time_encoding.value,
         n_jobs=n_jobs,
+        feedback=feedback,
     )
     console.print(f"MLflow store: [bold]{settings.tracking_uri}[/bold]  model: [bold]{settings.model_name}[/bold]")
     result = run_training(settings, config, RichReporter())
@@ -186,5 +196,6 @@ def register(app: typer.Typer) -> None:
             "fraudstream train --data data/creditcard.csv --min-f1 0.85 --n-estimators 200",
             "fraudstream train --split time --test-size 0.25",
             "fraudstream train --gate-rule ci_low --min-f1 0.85",
+            "fraudstream train --feedback",
         ),
     )(train)

@@ -259,6 +259,7 @@ def test_cli_prints_the_metrics_table_and_exits_with_the_outcome(
     )
     assert result.exit_code == 4, result.output
     assert "F1 (fraud)" in result.output
+    assert "P(F1 >= " in result.output  # the gate says what it knows: the bootstrap chance of clearing it
     assert "refused" in result.output
     assert "--min-f1" in result.output  # says how to lower the gate
     assert io.StringIO(result.output).read().count("✓") >= 5  # a status line per stage
