@@ -108,7 +108,7 @@ class Harness:
             metrics=self.metrics,
             topic="transactions",
             batch_size=100,
-            batch_timeout_s=0.01,
+            batch_timeout_s=loop_options.pop("batch_timeout_s", 0.01),  # type: ignore[arg-type]
             stop=self.stop,
             on_status=lambda status: self.statuses.append(dataclasses.replace(status)),
             status_interval_s=0.0,
