@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,12 +92,12 @@ LATENCY_FRAUD_RATE = 0.05
 
 
 def make_data(home: Path, rows: int, latency_rows: int) -> BenchData:
-    """Training rows (every tenth normal row and all frauds), the throughput stream (the other normal rows, each
+    """Training rows (every fifth normal row and all frauds), the throughput stream (the other normal rows, each
     once before any is repeated, and frauds at 0.17%) and the latency stream (5% frauds, for samples)."""
     if (SHARED / "creditcard_fraud.csv").is_file():
         normal = pd.read_csv(SHARED / "creditcard_normal_sample.csv")
         fraud = pd.read_csv(SHARED / "creditcard_fraud.csv")
-        train, unseen = pd.concat([normal.iloc[::10], fraud]), normal.drop(normal.index[::10])
+        train, unseen = pd.concat([normal.iloc[::5], fraud]), normal.drop(normal.index[::5])
         description = f"real ULB rows from {SHARED} (train: {len(train):,} rows; streams: unseen normal rows + frauds)"
     else:
         from fraudstream.data.synth import generate
@@ -150,12 +151,13 @@ def replay_all(settings: Settings, csv: Path, rate: float | None = None) -> None
 
 # ---- the contenders -----------------------------------------------------------------------------------------
 def our_scorer(settings: Settings, rows: int, group: str | None = None) -> tuple[float, int, float]:
-    """(tx/s from holding the partitions to the last commit, transactions, mean batch ms) for a fresh group."""
+    """(tx/s from holding the partitions to the last commit, transactions, mean batch ms) for a fresh group; the
+    model and its explainer are loaded beforehand (as the peer loads its model before it consumes)."""
     from scorer.bootstrap import bootstrap
 
     run = settings.model_copy(update={"scorer_group_id": group or f"bench-scorer-{uuid.uuid4().hex[:8]}"})
     stop = threading.Event()
-    scorer = bootstrap(run, stop=stop, create_topics=False)
+    scorer = bootstrap(run, stop=stop, watcher=ready_watcher(run), create_topics=False)
     thread = threading.Thread(target=scorer.run, daemon=True)
     thread.start()
     status = scorer.loop.status
@@ -172,6 +174,19 @@ def our_scorer(settings: Settings, rows: int, group: str | None = None) -> tuple
     histogram = scorer.metrics
     batch_ms = histogram.value("fraudstream_scorer_batch_seconds_sum") / max(1, status.batches) * 1000
     return rows / elapsed, status.batches, batch_ms
+
+
+def ready_watcher(settings: Settings) -> Any:
+    """A model watcher holding the serving version, its explainer (when on) loaded."""
+    from scorer.bootstrap import build_watcher
+
+    watcher = build_watcher(settings)
+    watcher.poll(force=True)
+    model = watcher.current
+    assert model is not None
+    if model.explainer is not None:
+        model.explainer.wait()
+    return watcher
 
 
 def naive_scorer(settings: Settings, version: str, prefix: int) -> float:
@@ -274,7 +289,8 @@ def latency_run(settings: Settings, csv: Path, rate: float) -> np.ndarray:
     partitions = [TopicPartition(settings.topic_alerts, p) for p in range(settings.topic_partitions)]
     reader.assign([TopicPartition(tp.topic, tp.partition, reader.get_watermark_offsets(tp)[1]) for tp in partitions])
     stop = threading.Event()
-    scorer = bootstrap(settings, stop=stop, create_topics=False)  # the throughput group, already at the end
+    # The throughput group, already at the end of the topic.
+    scorer = bootstrap(settings, stop=stop, watcher=ready_watcher(settings), create_topics=False)
     thread = threading.Thread(target=scorer.run, daemon=True)
     thread.start()
     while not scorer.loop.status.partitions:
