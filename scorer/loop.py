@@ -201,7 +201,10 @@ class ScorerLoop:
                 self.transactor.abort_quietly()
             raise
         finally:
-            self._settle(quiet=True)  # normally nothing is left in flight here
+            try:
+                self._settle(quiet=True)  # normally nothing is left in flight here
+            except Exception as exc:  # e.g. the rewind after a last abort: the next owner reads the committed offsets
+                log.warning("the last transaction's outcome could not be recorded: %s", exc)
             if self._committer is not None:
                 self._committer.close()
             self._close_consumer()  # on_revoke runs here, with nothing in flight
