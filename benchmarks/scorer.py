@@ -1,22 +1,31 @@
-"""The exactly-once scorer against a naive per-message scorer and against the model alone, on one broker.
+"""Where the exactly-once scorer stands: against the exactly-once passthrough ceiling, a Quix Streams peer, a naive
+per-message scorer and the model alone, on one broker and one topic of real transactions.
 
-    python benchmarks/scorer.py          # starts its own local broker (Java), or uses FRAUD_KAFKA_BOOTSTRAP
-    python benchmarks/scorer.py --rows 20000 --naive-prefix 300 --rate 2000 --batch-size 5000
+    python benchmarks/scorer.py            # the whole benchmark (starts its own local broker, or FRAUD_KAFKA_BOOTSTRAP)
+    python benchmarks/scorer.py --quick    # the same contenders, fewer repeats and shorter latency runs (< 10 min)
 
-All on the same broker, the same registered model version and the same transactions:
+All on the same broker, the same topic of --rows transactions (real rows: normal rows the model did not train on,
+frauds at 0.17%; see make_data) and the same registered model version. Each throughput is the median of
+--repeat runs after one warm-up run, each run a fresh consumer group reading the whole topic:
 
-* our scorer: ``scorer.bootstrap`` (transactional consume -> validate -> one ONNX call per batch -> commit),
-  timed from the moment it holds its partitions to the moment its last batch is committed;
+* passthrough ceiling: exactly-once consume -> produce -> commit with no decoding and no model (consume 5,000,
+  begin, produce one record per 600 messages as the alerts would be, send_offsets_to_transaction, commit);
+* our scorer: ``scorer.bootstrap`` as ``fraudstream score`` runs it (validate every message, one ONNX call per
+  batch, alerts with reason codes, one transaction per batch, the commit overlapping the next batch), timed from
+  the moment it holds its partitions to the moment its last batch is committed;
+* the Quix Streams peer (benchmarks/peers/quix_peer.py, in its own virtualenv .venv-quix, as its own process):
+  ``processing_guarantee="exactly-once"``, pydantic validation per message, the same ONNX model per message,
+  alerts to a topic; timed from its first message to its last checkpoint committed;
 * the naive scorer: per message poll one, predict one row with the model exactly as MLflow loads it
-  (``mlflow.sklearn.load_model``, its default n_jobs), produce the alert when flagged (flushed), commit
-  synchronously; timed on a prefix of the stream (the whole stream would take too long), as the output says;
+  (``mlflow.sklearn.load_model``), produce the alert when flagged (flushed), commit synchronously; timed on a
+  prefix of the topic (the whole topic would take too long), as the output says;
 * the model alone: the same FraudModel (ONNX) scoring the same rows in-process from a ready float32 matrix, in
-  the scorer's batch size; the sklearn pipeline as MLflow loads it is printed beside it for reference;
-* latency: a stream replayed at a fixed rate while the scorer runs; per alert, from its event_time (the instant
-  the replay sent it) to the instant a read_committed consumer receives it.
+  the scorer's batch size;
+* latency: a stream replayed at fixed rates (2,000 and 20,000 tx/s) while the scorer runs; per alert, from its
+  event_time (the instant the replay sent it) to the instant a read_committed consumer receives it;
+* a profile of one batch of the topic, step by step (consume, decode, matrix, model, alerts, produce, commit).
 
-The model is trained here with trainer.service.train on the real rows of ../shared/data when present (all
-frauds and every third normal row), else on a synthetic set; the streamed rows are other normal rows plus frauds.
+See benchmarks/README.md for what each contender does and why the peer is fair.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,12 +85,19 @@ class BenchData:
     description: str
 
 
+STREAM_FRAUD_RATE = 0.0017
+"""The frauds' share of the throughput stream: the original data set's rate."""
+LATENCY_FRAUD_RATE = 0.05
+"""The frauds' share of the latency streams: more alerts, so that p99 rests on enough samples."""
+
+
 def make_data(home: Path, rows: int, latency_rows: int) -> BenchData:
-    """Training rows, the throughput stream (about 1% frauds) and the latency stream (10% frauds, for samples)."""
+    """Training rows (every fifth normal row and all frauds), the throughput stream (the other normal rows, each
+    once before any is repeated, and frauds at 0.17%) and the latency stream (5% frauds, for samples)."""
     if (SHARED / "creditcard_fraud.csv").is_file():
         normal = pd.read_csv(SHARED / "creditcard_normal_sample.csv")
         fraud = pd.read_csv(SHARED / "creditcard_fraud.csv")
-        train, unseen = pd.concat([normal.iloc[::3], fraud]), normal.drop(normal.index[::3])
+        train, unseen = pd.concat([normal.iloc[::5], fraud]), normal.drop(normal.index[::5])
         description = f"real ULB rows from {SHARED} (train: {len(train):,} rows; streams: unseen normal rows + frauds)"
     else:
         from fraudstream.data.synth import generate
@@ -94,13 +111,18 @@ def make_data(home: Path, rows: int, latency_rows: int) -> BenchData:
 
     def stream(name: str, count: int, fraud_share: float, seed: int) -> Path:
         frauds = fraud.sample(n=round(count * fraud_share), replace=True, random_state=seed)
-        normals = unseen.sample(n=count - len(frauds), replace=len(unseen) < count, random_state=seed)
+        wanted = count - len(frauds)
+        parts = [unseen.sample(frac=1.0, random_state=seed)] * (wanted // len(unseen))
+        normals = pd.concat([*parts, unseen.sample(n=wanted % len(unseen), random_state=seed)])
         out = home / name
         pd.concat([frauds, normals]).sample(frac=1.0, random_state=seed).to_csv(out, index=False, float_format="%.15g")
         return out
 
     return BenchData(
-        train_csv, stream("stream.csv", rows, 0.01, 1), stream("latency.csv", latency_rows, 0.1, 2), description
+        train_csv,
+        stream("stream.csv", rows, STREAM_FRAUD_RATE, 1),
+        stream("latency.csv", latency_rows, LATENCY_FRAUD_RATE, 2),
+        description,
     )
 
 
@@ -129,12 +151,13 @@ def replay_all(settings: Settings, csv: Path, rate: float | None = None) -> None
 
 # ---- the contenders -----------------------------------------------------------------------------------------
 def our_scorer(settings: Settings, rows: int, group: str | None = None) -> tuple[float, int, float]:
-    """(tx/s from holding the partitions to the last commit, transactions, mean batch ms) for a fresh group."""
+    """(tx/s from holding the partitions to the last commit, transactions, mean batch ms) for a fresh group; the
+    model and its explainer are loaded beforehand (as the peer loads its model before it consumes)."""
     from scorer.bootstrap import bootstrap
 
     run = settings.model_copy(update={"scorer_group_id": group or f"bench-scorer-{uuid.uuid4().hex[:8]}"})
     stop = threading.Event()
-    scorer = bootstrap(run, stop=stop, create_topics=False)
+    scorer = bootstrap(run, stop=stop, watcher=ready_watcher(run), create_topics=False)
     thread = threading.Thread(target=scorer.run, daemon=True)
     thread.start()
     status = scorer.loop.status
@@ -151,6 +174,19 @@ def our_scorer(settings: Settings, rows: int, group: str | None = None) -> tuple
     histogram = scorer.metrics
     batch_ms = histogram.value("fraudstream_scorer_batch_seconds_sum") / max(1, status.batches) * 1000
     return rows / elapsed, status.batches, batch_ms
+
+
+def ready_watcher(settings: Settings) -> Any:
+    """A model watcher holding the serving version, its explainer (when on) loaded."""
+    from scorer.bootstrap import build_watcher
+
+    watcher = build_watcher(settings)
+    watcher.poll(force=True)
+    model = watcher.current
+    assert model is not None
+    if model.explainer is not None:
+        model.explainer.wait()
+    return watcher
 
 
 def naive_scorer(settings: Settings, version: str, prefix: int) -> float:
@@ -208,10 +244,11 @@ def model_alone(settings: Settings, version: str, csv: Path, repeat: int = 5) ->
 
 
 def scorer_cpu_path(settings: Settings, version: str, csv: Path) -> float:
-    """The scorer's per-batch work without Kafka: validate the JSON bytes, build the matrix, one ONNX call."""
+    """The scorer's per-batch work without Kafka: decode and validate the JSON bytes (scorer.decode.decode_batch:
+    the wire decoder and the feature matrix), then one ONNX call."""
     from fraudstream.model.registry import ModelRegistry
-    from fraudstream.schemas import feature_matrix
     from producer.encode import encode_row
+    from scorer.decode import decode_batch
 
     model, batch = ModelRegistry(settings).load(version), settings.scorer_batch_size
     frame = pd.read_csv(csv)
@@ -220,7 +257,7 @@ def scorer_cpu_path(settings: Settings, version: str, csv: Path) -> float:
     values = [encode_row(csv.name, i, row, 0, now).value for i, row in enumerate(rows)]
     started = time.perf_counter()
     for first in range(0, len(values), batch):
-        model.score(feature_matrix([Transaction.model_validate_json(v) for v in values[first : first + batch]]))
+        model.score(decode_batch(values[first : first + batch]).matrix)
     return len(values) / (time.perf_counter() - started)
 
 
@@ -252,7 +289,8 @@ def latency_run(settings: Settings, csv: Path, rate: float) -> np.ndarray:
     partitions = [TopicPartition(settings.topic_alerts, p) for p in range(settings.topic_partitions)]
     reader.assign([TopicPartition(tp.topic, tp.partition, reader.get_watermark_offsets(tp)[1]) for tp in partitions])
     stop = threading.Event()
-    scorer = bootstrap(settings, stop=stop, create_topics=False)  # the throughput group, already at the end
+    # The throughput group, already at the end of the topic.
+    scorer = bootstrap(settings, stop=stop, watcher=ready_watcher(settings), create_topics=False)
     thread = threading.Thread(target=scorer.run, daemon=True)
     thread.start()
     while not scorer.loop.status.partitions:
@@ -272,6 +310,184 @@ def latency_run(settings: Settings, csv: Path, rate: float) -> np.ndarray:
     thread.join()
     reader.close()
     return np.array(latencies)
+
+
+# ---- the exactly-once passthrough ceiling and the Quix Streams peer -------------------------------------------
+PASSTHROUGH_BATCH = 5000
+PASSTHROUGH_PRODUCE_EVERY = 600
+"""The passthrough writes one record per 600 messages: about the alerts our scorer writes at 0.17% frauds."""
+
+
+def passthrough(settings: Settings, rows: int) -> float:
+    """tx/s of exactly-once consume -> produce -> commit with no decoding and no model, for a fresh group; timed
+    like our scorer, from holding the partitions to the last commit."""
+    from confluent_kafka import Consumer, Producer
+
+    group = f"bench-passthrough-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(consumer_config(settings.kafka(), group_id=group, client_id="bench-passthrough"))
+    producer = Producer(
+        producer_config(
+            settings.kafka(),
+            client_id="bench-passthrough",
+            transactional_id=group,
+            **{"retry.backoff.ms": 10},  # as the scorer's producer (see scorer.bootstrap.build_producer)
+        )
+    )
+    producer.init_transactions(30)
+    assigned: list[float] = []
+    consumer.subscribe([settings.topic_transactions], on_assign=lambda c, p: assigned.append(time.perf_counter()))
+    out_topic = f"{settings.topic_alerts}-passthrough"
+    done = 0
+    while done < rows:
+        messages = consumer.consume(PASSTHROUGH_BATCH, 0.2)
+        if not messages:
+            continue
+        producer.begin_transaction()
+        for index, message in enumerate(messages):
+            if (done + index) % PASSTHROUGH_PRODUCE_EVERY == 0:
+                producer.produce(out_topic, value=message.value(), key=message.key())
+        positions = consumer.position(consumer.assignment())
+        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+        done += len(messages)
+    elapsed = time.perf_counter() - assigned[0]
+    consumer.close()
+    return rows / elapsed
+
+
+QUIX_VENV = Path(__file__).resolve().parents[1] / ".venv-quix"
+QUIX_REQUIREMENTS = Path(__file__).resolve().parent / "peers" / "requirements-quix.txt"
+QUIX_PEER = Path(__file__).resolve().parent / "peers" / "quix_peer.py"
+
+
+def quix_python() -> Path:
+    """The Quix Streams virtualenv's python, built once (Quix Streams 3.28 pins older confluent-kafka and pydantic
+    than ours, so it cannot share our environment)."""
+    import subprocess
+
+    python = QUIX_VENV / "bin" / "python"
+    marker = QUIX_VENV / ".requirements"
+    wanted = QUIX_REQUIREMENTS.read_text()
+    if python.is_file() and marker.is_file() and marker.read_text() == wanted:
+        return python
+    print(f"building {QUIX_VENV} for the Quix Streams peer (once)...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(QUIX_REQUIREMENTS)], check=True)
+    marker.write_text(wanted)
+    return python
+
+
+@dataclass(frozen=True)
+class PeerModel:
+    onnx: Path
+    threshold: float
+    time_encoding: str
+
+
+def peer_model(settings: Settings, version: str, home: Path) -> PeerModel:
+    """The registered version's ONNX file (downloaded from the registry), threshold and Time encoding."""
+    import mlflow
+
+    from fraudstream.model.registry import ModelRegistry
+
+    model = ModelRegistry(settings).load(version)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/{version}", dst_path=str(home)))
+    onnx = next(local.rglob("*.onnx"))
+    return PeerModel(onnx, model.threshold, model.time_encoding)
+
+
+def quix_peer(settings: Settings, model: PeerModel, rows: int) -> float:
+    """tx/s of the Quix Streams peer (its own process, its own virtualenv) over the whole topic, fresh group."""
+    import json
+    import subprocess
+
+    group = f"bench-quix-{uuid.uuid4().hex[:8]}"
+    command = [
+        str(quix_python()),
+        str(QUIX_PEER),
+        *("--bootstrap", settings.kafka_bootstrap, "--topic", settings.topic_transactions),
+        *("--alerts", f"{settings.topic_alerts}-quix", "--group", group, "--onnx", str(model.onnx)),
+        *("--threshold", repr(model.threshold), "--time-encoding", model.time_encoding, "--rows", str(rows)),
+    ]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(result["rows"]) / float(result["seconds"])
+
+
+# ---- a profile of one batch ---------------------------------------------------------------------------------
+def profile_batch(settings: Settings, version: str, batches: int = 5) -> dict[str, float]:
+    """Milliseconds of each step of one batch of the topic (the median of ``batches`` batches), done as the scorer
+    does it but one step after the other: consume, decode, matrix, model, alerts, produce, commit."""
+    from confluent_kafka import Consumer, Producer
+
+    from fraudstream.model.registry import ModelRegistry
+    from fraudstream.schemas import feature_matrix
+    from fraudstream.wire import WireDecoder
+    from scorer.batch import alert_record
+
+    model = ModelRegistry(settings).load(version)
+    if model.explainer is not None:
+        model.explainer.wait()
+    decoder = WireDecoder(Transaction)
+    group = f"bench-profile-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(consumer_config(settings.kafka(), group_id=group, client_id="bench-profile"))
+    producer = Producer(
+        producer_config(settings.kafka(), client_id="bench-profile", transactional_id=group, **{"retry.backoff.ms": 10})
+    )
+    producer.init_transactions(30)
+    consumer.subscribe([settings.topic_transactions])
+    while not consumer.assignment():
+        consumer.consume(1, 0.1)  # joins the group (a message taken here is simply part of the first batch)
+    consumer.consume(settings.scorer_batch_size, 1.0)  # warm-up batch, not counted
+    steps: dict[str, list[float]] = {}
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    for _ in range(batches):
+        stamps: list[tuple[str, float]] = [("", time.perf_counter())]
+
+        def lap(name: str, stamps: list[tuple[str, float]] = stamps) -> None:
+            stamps.append((name, time.perf_counter()))
+
+        messages = consumer.consume(settings.scorer_batch_size, 1.0)
+        lap("consume")
+        values = [message.value() for message in messages]
+        wired = decoder.decode_many(values)
+        lap("decode")
+        matrix = feature_matrix(wired.accepted)
+        lap("matrix")
+        scores = model.score(matrix)
+        flagged = np.flatnonzero(model.flags(scores))
+        lap("model")
+        explanations = model.explain(matrix[flagged]) if len(flagged) else []
+        alerts = [
+            alert_record(wired.accepted[i], messages[wired.rows[i]], float(scores[i]), model, now, explanation)
+            for i, explanation in zip(flagged.tolist(), explanations, strict=True)
+        ]
+        lap("alerts")
+        producer.begin_transaction()
+        for record in alerts:
+            producer.produce(f"{settings.topic_alerts}-profile", value=record.value, key=record.key)
+        positions = consumer.position(consumer.assignment())
+        lap("produce")
+        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+        lap("send_offsets")
+        producer.commit_transaction(30)
+        lap("commit")
+        timings = {name: (stamp - stamps[i][1]) * 1000 for i, (name, stamp) in enumerate(stamps[1:])}
+        timings["messages"] = float(len(messages))
+        for name, value in timings.items():
+            steps.setdefault(name, []).append(value)
+    consumer.close()
+    return {name: float(np.median(values)) for name, values in steps.items()}
+
+
+def print_profile(profile: dict[str, float]) -> None:
+    count = profile.pop("messages")
+    total = sum(profile.values())
+    print(f"profile of one batch of {count:,.0f} messages (median of 5 batches, steps one after the other)")
+    for name, ms in profile.items():
+        print(f"  {name:<13} {ms:>8.2f} ms  {ms * 1000 / max(count, 1):>6.2f} us/message  {ms / total:>6.1%}")
+    print(f"  {'total':<13} {total:>8.2f} ms  {total * 1000 / max(count, 1):>6.2f} us/message")
 
 
 # ---- reason codes (issue #13): throughput with explanations off and on, at the natural fraud rate and in a burst ----
@@ -495,21 +711,50 @@ def print_explanations(
 
 
 # ---- the report ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Options:
+    rows: int
+    repeat: int
+    naive_prefix: int
+    rates: tuple[float, ...]
+    latency_seconds: float
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=20_000, help="transactions in the throughput stream")
-    parser.add_argument("--naive-prefix", type=int, default=300, help="messages the naive scorer is timed on")
-    parser.add_argument("--rate", type=float, default=2000.0, help="fixed rate of the latency run (tx/s)")
-    parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--quick", action="store_true", help="3 runs each, 5 s latency runs, no reason-code section")
+    parser.add_argument("--rows", type=int, default=100_000, help="transactions in the throughput topic")
+    parser.add_argument("--naive-prefix", type=int, default=None, help="messages the naive scorer is timed on")
+    parser.add_argument("--rates", default="2000,20000", help="fixed rates of the latency runs (tx/s, comma-separated)")
+    parser.add_argument("--latency-seconds", type=float, default=None, help="length of each latency run")
     parser.add_argument("--batch-size", type=int, default=None, help="scorer batch size (default: the setting)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of our scorer (median and best shown)")
+    parser.add_argument("--repeat", type=int, default=None, help="runs of each Kafka contender (median shown)")
     parser.add_argument("--trees", type=int, default=100, help="trees of the benchmark forest")
+    parser.add_argument("--skip-peer", action="store_true", help="leave out the Quix Streams peer")
     parser.add_argument("--explain-rows", type=int, default=50_000, help="transactions of each reason-code stream")
     parser.add_argument("--explain-repeat", type=int, default=3, help="runs off and on of each reason-code stream")
     parser.add_argument("--skip-explanations", action="store_true", help="leave out the reason-code section")
     parser.add_argument("--only-explanations", action="store_true", help="run the reason-code section alone")
     args = parser.parse_args()
     configure_logging("WARNING")
+    options = Options(
+        rows=args.rows,
+        repeat=args.repeat or (3 if args.quick else 5),
+        naive_prefix=args.naive_prefix or (200 if args.quick else 300),
+        rates=tuple(float(rate) for rate in args.rates.split(",") if rate),
+        latency_seconds=args.latency_seconds or (5.0 if args.quick else 10.0),
+    )
+    skip_explanations = args.skip_explanations or args.quick
+    peer_python = None if args.skip_peer else quix_python()  # built before anything is timed
+    began = time.monotonic()
 
     with tempfile.TemporaryDirectory(prefix="fraudstream-bench-scorer-") as tmp, broker(Path(tmp)) as bootstrap:
         home, suffix = Path(tmp), uuid.uuid4().hex[:8]
@@ -526,8 +771,9 @@ def main() -> None:
             scorer_group_id=f"bench-{suffix}",
             **overrides,
         )
-        data = make_data(home, args.rows, latency_rows=int(args.rate * args.latency_seconds))
-        load = os.getloadavg()[0]
+        latency_rows = int(max(options.rates, default=0) * options.latency_seconds)
+        data = make_data(home, options.rows, latency_rows=max(latency_rows, 1000))
+        load = os.getloadavg()
         version, model_text = train_model(settings, data.train_csv, args.trees)
         if args.only_explanations:
             loads = model_load_seconds(settings, version)
@@ -535,70 +781,115 @@ def main() -> None:
             print(f"\nfraudstream scorer benchmark, reason codes only: {settings.model_name} v{version} ({model_text})")
             print(f"  data: {data.description}")
             end_load = os.getloadavg()[0]
-            print(f"  machine: {os.cpu_count()} CPUs, load average {load:.1f} at start, {end_load:.1f} at end")
+            print(f"  machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} at start, {end_load:.1f} at end")
             print_explanations(explained, loads, settings.explain_exact_budget_ms)
             return
+        from fraudstream.kafka.topics import ensure_topics
+
+        ensure_topics(
+            settings.kafka(),
+            [f"{settings.topic_alerts}-{name}" for name in ("passthrough", "quix", "profile", "naive")],
+            partitions=settings.topic_partitions,
+        )
         replay_all(settings, data.stream_csv)
-        our_scorer(settings, args.rows)  # warm-up, not counted: a fresh broker's JVM compiles its hot paths
-        runs = [our_scorer(settings, args.rows) for _ in range(args.repeat - 1)]
-        runs.append(our_scorer(settings, args.rows, group=settings.scorer_group_id))  # the latency run resumes it
-        naive = naive_scorer(settings, version, args.naive_prefix)
+        model = peer_model(settings, version, home / "peer-model") if peer_python else None
+        # One warm-up run each, not counted (a fresh broker's JVM compiles its hot paths), then the runs
+        # interleaved, so that a change of load on the machine touches every contender alike.
+        passthrough(settings, options.rows)
+        our_scorer(settings, options.rows)
+        if model is not None:
+            quix_peer(settings, model, options.rows)
+        ceiling: list[float] = []
+        ours: list[tuple[float, int, float]] = []
+        peer: list[float] = []
+        for run in range(options.repeat):
+            ceiling.append(passthrough(settings, options.rows))
+            last = run == options.repeat - 1
+            ours.append(our_scorer(settings, options.rows, group=settings.scorer_group_id if last else None))
+            if model is not None:
+                peer.append(quix_peer(settings, model, options.rows))
+        naive = naive_scorer(settings, version, options.naive_prefix)
         alone = model_alone(settings, version, data.stream_csv)
         cpu_path = scorer_cpu_path(settings, version, data.stream_csv)
-        sk_batch, sk_row = sklearn_reference(settings, version, data.stream_csv)
-        latencies = latency_run(settings, data.latency_csv, args.rate)
+        profile = profile_batch(settings, version)
+        latencies = {}
+        for rate in options.rates:
+            csv = home / f"latency-{rate:.0f}.csv"
+            pd.read_csv(data.latency_csv).head(int(rate * options.latency_seconds)).to_csv(
+                csv, index=False, float_format="%.15g"
+            )
+            latencies[rate] = latency_run(settings, csv, rate)
         explained: list[ExplanationRun] = []
         loads: tuple[float, float, float | None] = (0.0, 0.0, None)
-        if not args.skip_explanations:
+        if not skip_explanations:
             loads = model_load_seconds(settings, version)
             explained = explanation_benchmark(settings, home, data, args.explain_rows, args.explain_repeat, version)
+        end_load = os.getloadavg()
 
     batch = settings.scorer_batch_size
-    rates = sorted(rate for rate, _, _ in runs)
-    median, best = rates[len(rates) // 2], rates[-1]
-    _, transactions, batch_ms = max(runs)
+    our_rates = [rate for rate, _, _ in ours]
+    our, top = median(our_rates), max(our_rates)
+    _, transactions, batch_ms = max(ours)
     print()
-    print(f"fraudstream scorer benchmark: {settings.model_name} v{version} ({model_text})")
+    mode = " (quick)" if args.quick else ""
+    print(f"fraudstream scorer benchmark{mode}: {settings.model_name} v{version} ({model_text})")
     print(f"  data: {data.description}")
-    print(f"  machine: {os.cpu_count()} CPUs, load average {load:.1f} at start; broker on the same machine")
-    print()
-    print(f"throughput on the same {args.rows:,} transactions")
     print(
-        f"  our scorer (exactly once, batch {batch:,})  {median:>10,.0f} tx/s  median of {len(runs)} runs, best "
-        f"{best:,.0f}; {transactions} transactions, mean batch {batch_ms:.1f} ms"
-    )
-    print(
-        f"  naive per-message scorer          {naive:>10,.1f} tx/s  timed on the first {args.naive_prefix} "
-        "messages only (poll one, sklearn predict one row, produce, commit)"
-    )
-    print(
-        f"  model alone (FraudModel, ONNX)    {alone:>10,.0f} rows/s  the same rows in-process from a ready "
-        f"float32 matrix, batches of {batch:,}"
-    )
-    print(
-        f"  reference: scorer CPU path        {cpu_path:>10,.0f} tx/s  JSON bytes -> model_validate_json -> "
-        "matrix -> ONNX, no Kafka"
-    )
-    print(
-        f"  reference: sklearn (as MLflow loads it) {sk_batch:>10,.0f} rows/s in batches of {batch:,}; "
-        f"one row {sk_row * 1000:.1f} ms"
+        f"  machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start, "
+        f"{end_load[0]:.2f} {end_load[1]:.2f} {end_load[2]:.2f} at end; broker on the same machine; "
+        f"{(time.monotonic() - began) / 60:.1f} min"
     )
     print()
-    vs_naive, vs_model = median / naive, median / alone
-    print("ratios (median run)")
-    print(f"  our / naive        {vs_naive:>9,.0f} x    target >= 100 x   {'met' if vs_naive >= 100 else 'NOT met'}")
-    print(f"  our / model alone  {vs_model:>9.3f}      target >= 0.25    {'met' if vs_model >= 0.25 else 'NOT met'}")
-    print(f"  our / sklearn as MLflow loads it, in-process {median / sk_batch:>6.2f} x   (for reference)")
+    print(
+        f"throughput on one topic of {options.rows:,} transactions ({STREAM_FRAUD_RATE:.2%} frauds), "
+        f"{settings.topic_partitions} partitions; median of {options.repeat} runs after a warm-up, interleaved"
+    )
+
+    def runs(values: list[float]) -> str:
+        return ", ".join(f"{value:,.0f}" for value in values)
+
+    print(f"  exactly-once passthrough ceiling  {median(ceiling):>9,.0f} tx/s  runs {runs(ceiling)}")
+    print(
+        f"  our scorer (batch {batch:,})        {our:>9,.0f} tx/s  runs {runs(our_rates)}; best {top:,.0f}: "
+        f"{transactions} transactions, mean batch {batch_ms:.1f} ms"
+    )
+    if peer:
+        print(f"  Quix Streams 3.28 peer (EOS)      {median(peer):>9,.0f} tx/s  runs {runs(peer)}")
+    print(
+        f"  naive per-message scorer          {naive:>9,.1f} tx/s  the first {options.naive_prefix} messages only "
+        "(poll one, sklearn predict one row, produce, commit)"
+    )
+    print(f"  model alone (FraudModel, ONNX)    {alone:>9,.0f} rows/s  ready float32 matrix, batches of {batch:,}")
+    print(
+        f"  reference: scorer CPU path        {cpu_path:>9,.0f} tx/s  JSON bytes -> scorer.decode.decode_batch -> "
+        "ONNX, no Kafka"
+    )
     print()
-    if len(latencies):
-        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    print("ratios (medians)                       target")
+    vs_ceiling = our / median(ceiling)
+    print(f"  our / passthrough ceiling  {vs_ceiling:>8.2f}     >= 0.4    {verdict(vs_ceiling >= 0.4)}")
+    if peer:
+        vs_peer = our / median(peer)
+        print(f"  our / Quix Streams peer    {vs_peer:>8.2f} x   >= 3 x    {verdict(vs_peer >= 3)}")
+    print(f"  our / naive                {our / naive:>8,.0f} x   >= 100 x  {verdict(our / naive >= 100)}")
+    print(f"  our / model alone          {our / alone:>8.3f}     >= 0.25   {verdict(our / alone >= 0.25)}")
+    print()
+    print(
+        f"latency: a replay at a fixed rate for {options.latency_seconds:g} s ({LATENCY_FRAUD_RATE:.0%} frauds, for "
+        "samples); event_time -> alert received by a read_committed consumer"
+    )
+    for rate, values in latencies.items():
+        if not len(values):
+            print(f"  {rate:>7,.0f} tx/s  no alert arrived")
+            continue
+        p50, p99 = np.percentile(values, [50, 99]) * 1000
+        target = f"   target p99 <= 100 ms  {verdict(p99 <= 100)}" if rate == 2000 else ""
         print(
-            f"latency at a fixed {args.rate:,.0f} tx/s for {args.latency_seconds:g} s (10% frauds, so that alerts "
-            f"give samples): event_time -> alert received by a read_committed consumer, {len(latencies):,} alerts"
+            f"  {rate:>7,.0f} tx/s  p50 {p50:>6,.0f} ms  p99 {p99:>6,.0f} ms  max {values.max() * 1000:>6,.0f} ms  "
+            f"({len(values):,} alerts){target}"
         )
-        print(f"  p50 {p50:,.0f} ms   p99 {p99:,.0f} ms   max {latencies.max() * 1000:,.0f} ms")
-    else:
-        print("latency: no alert arrived")
+    print()
+    print_profile(profile)
     if explained:
         print_explanations(explained, loads, settings.explain_exact_budget_ms)
 

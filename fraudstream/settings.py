@@ -108,9 +108,30 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         description="Most messages scored in one transaction. Larger batches pay the ~10 ms transaction cost less "
-        "often under load; at lower rates batches close at the timeout, so latency does not grow.",
+        "often under load; at lower rates batches close sooner (see FRAUD_SCORER_BATCH_CLOSE_WHEN_IDLE), so latency "
+        "does not grow.",
     )
-    scorer_batch_timeout_s: PositiveSeconds = Field(0.2, description="Longest wait to fill a batch.")
+    scorer_batch_timeout_s: PositiveSeconds = Field(
+        0.2,
+        description="Longest wait for a batch: for its first message when batches close when idle, else to fill it.",
+    )
+    scorer_batch_close_when_idle: bool = Field(
+        True,
+        description="Close a batch as soon as the consumer has nothing more buffered (a transaction then carries "
+        "what arrived since the last one); false: only when full or at FRAUD_SCORER_BATCH_TIMEOUT_S.",
+    )
+    scorer_batch_linger_s: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="With batches closing when idle: how much longer to wait for more messages once the buffer is "
+        "empty (fewer, larger transactions at low rates, for that much latency).",
+    )
+    scorer_commit_overlap: bool = Field(
+        True,
+        description="Commit a batch's transaction in a second thread while the next batch is consumed and scored "
+        "(still one transaction at a time); false: commit in the loop thread.",
+    )
     scorer_metrics_port: int = Field(
         9464, ge=0, le=65535, description="Port of the scorer's /metrics and /readyz; 0 turns them off."
     )

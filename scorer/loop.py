@@ -1,18 +1,50 @@
-"""The scorer's main loop: wait for a model, subscribe, then consume -> score -> commit one batch at a time.
+"""The scorer's main loop: wait for a model, subscribe, then consume -> score -> commit, one batch at a time,
+the commit of one batch overlapping the consuming and scoring of the next.
 
-One pass of :meth:`ScorerLoop.run`'s loop is :meth:`ScorerLoop.step`: follow the model, ``consume()`` a batch,
-score it, commit it in one transaction (:class:`~scorer.transaction.Transactor`). The consumer's statistics
-(served inside ``consume()``) keep :class:`~fraudstream.kafka.health.ConsumerHealth` told of the lag.
+One pass of :meth:`ScorerLoop.run`'s loop is :meth:`ScorerLoop.step`: follow the model, take the next batch,
+score it, learn the outcome of the previous batch's transaction, then hand this batch's transaction
+(:class:`~scorer.transaction.Transactor`) to the commit thread and return. The consumer's statistics (served
+inside ``consume()``) keep :class:`~fraudstream.kafka.health.ConsumerHealth` told of the lag.
 
-Invariants that make it exactly once and rebalance-safe:
+Batches close when the consumer has nothing more buffered (``FRAUD_SCORER_BATCH_CLOSE_WHEN_IDLE``): under load
+the buffer always holds a full batch (``FRAUD_SCORER_BATCH_SIZE``), at low rates a batch carries what arrived
+while the previous transaction committed, so an alert is visible about one transaction after its event. The
+first message of a batch is awaited at most ``FRAUD_SCORER_BATCH_TIMEOUT_S``; ``FRAUD_SCORER_BATCH_LINGER_S``
+waits that much longer for more once the buffer is empty. With the rule off, a batch closes when full or at the
+timeout.
 
-* a transaction is open only between ``consume()`` calls, so when a rebalance callback runs (librdkafka calls
-  them from inside ``consume()`` and ``close()``) every batch read so far is committed or aborted: partitions
-  are handed over with their offsets committed, and the next owner starts right after them;
+Two cores, two threads: the loop thread consumes, decodes and scores (ONNX Runtime releases the GIL); one commit
+thread runs the batch's transaction (begin, produce, ``send_offsets_to_transaction``, commit: librdkafka waits
+on the broker without the GIL). ``FRAUD_SCORER_COMMIT_OVERLAP=false`` commits in the loop thread instead.
+
+Why it stays exactly once (the next transaction never begins before the previous one ended):
+
+* **one transaction at a time**: batch n+1 is consumed and scored while batch n commits, but its transaction is
+  handed over only after batch n's outcome is known; the offsets a transaction commits are the consumer's
+  positions read right after its batch's last ``consume()``, so they cover exactly that batch;
+* **aborts**: when batch n aborts, batch n+1 (already consumed, never produced) is dropped, and the consumer is
+  rewound to the committed offsets in the loop thread (the commit thread makes no consumer call), after
+  batch n+1's ``consume()``: both are consumed again, nothing was visible to ``read_committed`` readers;
+* **rebalances**: librdkafka runs the rebalance callbacks inside ``consume()`` and ``close()``, in the loop
+  thread. Each callback first waits for the transaction in flight to end, so no callback runs while a
+  transaction is open: revoked partitions are handed over with their offsets committed (or with the batch
+  aborted, and the next owner reads it again). Messages of partitions revoked while a batch was being taken
+  (between two ``consume()`` calls) are dropped from it: the next owner reads them;
+* **producer replacement** (fatal, fenced, a stuck call, a commit whose outcome is unknown): the commit thread
+  only reports it; the loop thread drops the batch it scored meanwhile, replaces the producer (its
+  ``init_transactions`` settles the old transaction) and rewinds, as before;
+* **stop** (Ctrl-C, SIGTERM) is honoured between batches: the transaction in flight is waited for (the watchdog
+  bounds it), its outcome recorded, then the consumer closes. A crash in the loop thread waits for it too before
+  aborting whatever is still open.
+
+Other invariants:
+
 * the model may change only between batches (the watcher is polled before ``consume()``), and each batch is
   scored by one model whose version every alert names;
-* a stop request (Ctrl-C, SIGTERM) is honoured between batches, and within about a second inside a Kafka call
-  that does not return (the watchdog abandons it): the consumer then closes (2 s at most) and the loop returns.
+* a stop request is honoured within about a second inside a Kafka call that does not return (the watchdog
+  abandons it): the consumer then closes (2 s at most) and the loop returns;
+* the batch observer (:mod:`scorer.observer`) is called from the loop thread, in batch order: ``records(n+1)``
+  only after batch n's ``committed`` or ``aborted``.
 
 What keeps it scoring (nothing Kafka does stops it, short of a setting Kafka refuses):
 
@@ -27,6 +59,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -43,7 +76,7 @@ from fraudstream.kafka.watchdog import CallAbandoned, Watchdog
 from fraudstream.memory import release_free_memory
 from fraudstream.model.watcher import ModelWatcher
 from fraudstream.shutdown import Stop
-from scorer.batch import score_batch
+from scorer.batch import ScoredBatch, score_batch
 from scorer.exceptions import ConsumerUnusableError, ProducerUnusableError
 from scorer.metrics import ScorerMetrics
 from scorer.observer import BatchObserver, NoObserver
@@ -105,6 +138,9 @@ class ScorerLoop:
         status_interval_s: float = 5.0,
         model_wait_s: float = 1.0,
         observer: BatchObserver | None = None,
+        close_when_idle: bool = True,
+        linger_s: float = 0.0,
+        overlap: bool = True,
     ) -> None:
         self._consumer_factory = consumer_factory
         self.consumer: Consumer | None = None
@@ -129,6 +165,12 @@ class ScorerLoop:
         self._recovery_delay = 0.0
         self._model_wait = model_wait_s
         self.observer: BatchObserver = observer or NoObserver()
+        self.close_when_idle = close_when_idle
+        self.linger_s = linger_s
+        self._committer = _Committer() if overlap else None
+        self._in_flight: _InFlight | None = None
+        self._revoked: set[tuple[str, int]] = set()
+        """Partitions revoked (or lost) while the batch being taken was consumed: their messages are dropped."""
 
     def run(self) -> ScorerStatus:
         """Run until ``stop`` is set; returns the totals. Raises FatalKafkaError only when Kafka refuses the
@@ -144,6 +186,8 @@ class ScorerLoop:
             while not self.stop.is_set():
                 try:
                     self.step()
+                    if self.stop.is_set():
+                        self._settle()  # the last transaction's outcome, before the consumer closes
                 except (ProducerUnusableError, ConsumerUnusableError) as exc:
                     if isinstance(exc, ConsumerUnusableError) and exc.abandoned:
                         self._abandon_consumer()
@@ -151,11 +195,18 @@ class ScorerLoop:
                         break
                 self._report()
         except BaseException:
+            self._wait_in_flight()  # the commit thread's transaction ends first (bounded by the watchdog)
             if self.transactor.in_transaction:  # e.g. a second Ctrl-C in the middle of a commit
                 log.warning("stopping inside a transaction: aborting it")
                 self.transactor.abort_quietly()
             raise
         finally:
+            try:
+                self._settle(quiet=True)  # normally nothing is left in flight here
+            except Exception as exc:  # e.g. the rewind after a last abort: the next owner reads the committed offsets
+                log.warning("the last transaction's outcome could not be recorded: %s", exc)
+            if self._committer is not None:
+                self._committer.close()
             self._close_consumer()  # on_revoke runs here, with nothing in flight
             self.transactor.close()
             self.metrics.readiness(self.readiness())
@@ -163,11 +214,17 @@ class ScorerLoop:
         return self.status
 
     def step(self) -> None:
-        """One batch: follow the model, consume, score, commit; the readiness gauges once a second."""
+        """One batch: follow the model, take and score a batch, learn the previous batch's outcome, then commit
+        this one (in the commit thread: it overlaps the next step); the readiness gauges once a second."""
         self._follow_model()
-        messages = self._consume()
-        if messages:
-            self._process(messages)
+        try:
+            messages = self._take()
+            pending = self._score(messages) if messages else None
+        except ConsumerUnusableError:
+            self._settle(quiet=True)
+            raise
+        if self._settle() and pending is not None:
+            self._commit(pending)
         now = time.monotonic()
         if now >= self._next_gauges:
             self._next_gauges = now + 1.0
@@ -218,10 +275,30 @@ class ScorerLoop:
             [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
 
-    def _consume(self) -> list[Any]:
+    def _take(self) -> list[Any]:
+        """The next batch's messages, by the batch-closing rule (see the module docstring)."""
+        self._revoked.clear()
+        if not self.close_when_idle:
+            messages = self._consume(self.batch_size, self.batch_timeout_s)
+        else:
+            messages = self._consume(self.batch_size, 0.0)  # what is buffered already
+            if not messages:
+                if self._in_flight is not None:
+                    return []  # nothing to overlap the commit with: the step settles it, then waits for messages
+                messages = self._consume(1, self.batch_timeout_s)  # returns as soon as one message is there
+                if messages and self.batch_size > 1:
+                    messages += self._consume(self.batch_size - 1, self.linger_s)  # what came with it
+            elif self.linger_s > 0 and len(messages) < self.batch_size:
+                messages += self._consume(self.batch_size - len(messages), self.linger_s)
+        if self._revoked:
+            revoked = self._revoked
+            messages = [m for m in messages if m.error() is not None or (m.topic(), m.partition()) not in revoked]
+        return messages
+
+    def _consume(self, count: int, timeout_s: float) -> list[Any]:
         assert self.consumer is not None
         try:
-            messages = self.consumer.consume(self.batch_size, self.batch_timeout_s)
+            messages = self.consumer.consume(count, timeout_s)
         except KafkaException as exc:  # raised for fatal consumer errors (e.g. fenced as a static member)
             error = kafka_error(exc)
             if error.fatal():
@@ -314,7 +391,8 @@ class ScorerLoop:
             self.watchdog.dispose("consumer", holder)
 
     # ---- one batch --------------------------------------------------------------------------------------------
-    def _process(self, messages: list[Any]) -> None:
+    def _score(self, messages: list[Any]) -> _InFlight | None:
+        """Score a batch and read the offsets its transaction will commit (None when it holds no message)."""
         started = time.perf_counter()
         model = self.watcher.current
         assert model is not None
@@ -322,18 +400,50 @@ class ScorerLoop:
         for error in batch.errors:
             self._consumer_error(error)
         if not batch.consumed:
+            return None
+        assert self.consumer is not None
+        positions = self.transactor.positions()  # right after the batch's last consume(): exactly this batch
+        return _InFlight(batch, started, positions, self.consumer.consumer_group_metadata())
+
+    def _commit(self, pending: _InFlight) -> None:
+        """Begin the batch's transaction: in the commit thread (its outcome is learnt by :meth:`_settle`), or
+        here when overlap is off."""
+        pending.batch.extra = self.observer.records(pending.batch)  # only after the previous outcome is known
+        self._in_flight = pending
+        if self._committer is not None:
+            self._committer.submit(pending, self.transactor)
             return
-        batch.extra = self.observer.records(batch)
-        try:
-            outcome = self.transactor.commit(batch)
-        except BaseException:
+        pending.run(self.transactor)
+        self._settle()
+
+    def _wait_in_flight(self) -> None:
+        """Wait until the transaction in flight (if any) ended; its outcome stays to be settled."""
+        pending = self._in_flight
+        if pending is not None:
+            pending.done.wait()
+
+    def _settle(self, *, quiet: bool = False) -> bool:
+        """Learn the outcome of the batch in flight: count it and tell the observer. False when it aborted (the
+        consumer is then rewound, so the batch taken meanwhile must be dropped) or the producer must be
+        replaced; that raises ProducerUnusableError, unless ``quiet`` (then it is logged: the next commit finds
+        the same problem)."""
+        pending, self._in_flight = self._in_flight, None
+        if pending is None:
+            return True
+        pending.done.wait()
+        batch = pending.batch
+        if pending.error is not None:
             self.observer.aborted(batch)  # the producer is replaced and the batch consumed again
-            raise
-        if outcome is CommitOutcome.ABORTED:
+            if quiet and isinstance(pending.error, ProducerUnusableError):
+                log.warning("the last transaction did not complete: %s", pending.error)
+                return False
+            raise pending.error
+        if pending.outcome is CommitOutcome.ABORTED:
             self.observer.aborted(batch)
             self.status.aborted += 1
             self.metrics.aborts.inc()
-            return
+            self.transactor.rewind()  # here, after the batch taken meanwhile: both are consumed again
+            return False
         self.observer.committed(batch)
         committed_at = datetime.now(timezone.utc)
         self.metrics.committed(
@@ -341,7 +451,7 @@ class ScorerLoop:
             scored=batch.scored,
             alerts=len(batch.alerts),
             dlq_kinds=batch.dead_letter_kinds,
-            seconds=time.perf_counter() - started,
+            seconds=pending.finished - pending.started,
         )
         self.metrics.alert_latencies(batch.alert_event_times, committed_at)
         status = self.status
@@ -350,9 +460,11 @@ class ScorerLoop:
         status.scored += batch.scored
         status.alerts += len(batch.alerts)
         status.dead_letters += len(batch.dead_letters)
+        return True
 
     # ---- rebalance callbacks (run inside consume()/close(), never inside a transaction) -------------------------
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._wait_in_flight()
         if not partitions:  # an incremental rebalance that gave this member nothing new
             return
         self.status.partitions |= {(tp.topic, tp.partition) for tp in partitions}
@@ -361,8 +473,10 @@ class ScorerLoop:
         log.info("partitions assigned: %s", _names(partitions))
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._wait_in_flight()  # the revoked partitions' offsets are committed (or their batch aborted) first
         if not partitions:
             return
+        self._revoked |= {(tp.topic, tp.partition) for tp in partitions}
         if self.transactor.in_transaction:  # cannot happen with this loop; keep the guarantee if it ever does
             log.error("partitions revoked inside a transaction: aborting it so the next owner re-reads the batch")
             self.transactor.abort_quietly()
@@ -373,6 +487,8 @@ class ScorerLoop:
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Lost (not revoked): another member may already own them, and the broker rejects our offsets for them.
+        self._wait_in_flight()
+        self._revoked |= {(tp.topic, tp.partition) for tp in partitions}
         self.status.partitions -= {(tp.topic, tp.partition) for tp in partitions}
         self.health.assigned(len(self.status.partitions))
         self.metrics.rebalances.labels(event="lost").inc()
@@ -385,6 +501,54 @@ class ScorerLoop:
             return
         self._next_status = now + self._status_interval
         self._on_status(self.status)
+
+
+@dataclass
+class _InFlight:
+    """A scored batch and its transaction: the offsets it commits, then its outcome once the commit ended."""
+
+    batch: ScoredBatch
+    started: float
+    positions: list[TopicPartition]
+    metadata: Any
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: CommitOutcome | None = None
+    error: BaseException | None = None
+    finished: float = 0.0
+
+    def run(self, transactor: Transactor) -> None:
+        """Commit the batch (no consumer call: the loop thread rewinds after an abort)."""
+        try:
+            self.outcome = transactor.commit(self.batch, positions=self.positions, metadata=self.metadata, rewind=False)
+        except BaseException as exc:  # handed to the loop thread by _settle
+            self.error = exc
+        finally:
+            self.finished = time.perf_counter()
+            self.done.set()
+
+
+class _Committer:
+    """One daemon thread that runs the transactions handed to it, one at a time."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[_InFlight, Transactor] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, pending: _InFlight, transactor: Transactor) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="scorer-commit", daemon=True)
+            self._thread.start()
+        self._jobs.put((pending, transactor))
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread = None
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job[0].run(job[1])
+            job = None  # drop the batch between jobs
 
 
 class _InBackground:

@@ -15,6 +15,12 @@ Open point for its first real user: when ``commit_transaction``'s outcome is unk
 replaces the producer and rewinds to the committed offsets) the loop reports ``aborted``, though the
 transaction may have committed; telling the two apart needs the committed offsets after the rewind.
 
+With the commit overlapping the next batch (:mod:`scorer.loop`), batch n+1 is consumed and scored while batch
+n's transaction commits in another thread, but the observer is still called only from the loop thread, and
+``records(n+1)`` only after batch n's ``committed`` or ``aborted``: an observer sees the three calls of one batch
+before the next batch's ``records``. A batch scored while its predecessor aborted is dropped before its
+``records`` (the rewind delivers it again): the observer never hears of it.
+
 An observer does no Kafka calls and raises nothing for a batch it cannot measure (it logs and returns no
 records): a monitoring problem must never stop scoring.
 """

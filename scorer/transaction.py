@@ -214,15 +214,31 @@ class Transactor:
             self._watchdog.dispose("producer", holder)
 
     # ---- one batch --------------------------------------------------------------------------------------------
-    def commit(self, batch: ScoredBatch) -> CommitOutcome:
+    def positions(self) -> list[TopicPartition]:
+        """The consumer's positions (the offsets a transaction commits): read them in the consumer's thread, right
+        after the batch's last ``consume()``."""
+        return [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
+
+    def commit(
+        self,
+        batch: ScoredBatch,
+        *,
+        positions: list[TopicPartition] | None = None,
+        metadata: Any = None,
+        rewind: bool = True,
+    ) -> CommitOutcome:
         """Produce the batch's records and commit them with the consumed offsets (see the module docstring).
 
+        ``positions`` and ``metadata`` (the consumer group metadata) are read from the consumer when not given.
+        Given both and ``rewind=False``, the call makes no consumer call at all, so it may run in another thread
+        while the consumer reads the next batch (:mod:`scorer.loop`); the caller then rewinds after an abort.
         Raises ProducerUnusableError when the producer must be replaced (then call :meth:`replace`).
         """
         producer = self._producer
         if producer is None:
             raise ProducerUnusableError("no producer (its start was interrupted)")
-        positions = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
+        if positions is None:
+            positions = self.positions()
         deadline = self._clock() + self._timeout
         refusals: list[_Refusal] = []
         stage = "begin_transaction"
@@ -232,7 +248,8 @@ class Transactor:
             stage = "produce"
             for topic, original_topic, record in self._outgoing(batch):
                 self._produce(producer, topic, original_topic, record, refusals)
-            metadata = self.consumer.consumer_group_metadata()
+            if metadata is None:
+                metadata = self.consumer.consumer_group_metadata()
             stage = "send_offsets_to_transaction"
             self._retrying(
                 stage,
@@ -258,7 +275,8 @@ class Transactor:
             self._note_failure(stage, error)
             self._abort(producer, reason=describe(error))
             self._learn(producer, refusals)
-            self.rewind()
+            if rewind:
+                self.rewind()
             return CommitOutcome.ABORTED
         self.in_transaction = False
         for record in (*batch.alerts, *batch.dead_letters):

@@ -102,6 +102,8 @@ class FakeProducer:
         self.produced: list[tuple[str, OutRecord]] = []
         self.committed: list[tuple[str, OutRecord]] = []
         self.offsets: list[TopicPartition] = []
+        self.committed_positions: dict[int, int] = {}
+        """partition -> offset, as the committed transactions left them (what a group coordinator would hold)."""
         self.fail: dict[str, deque[BaseException]] = {}
         self.full_queue_times = 0
         self.refuse_at_produce: Refusal = lambda topic, record: None
@@ -156,6 +158,7 @@ class FakeProducer:
             raise KafkaException(KafkaError(refused.code(), refused.str(), txn_requires_abort=True))
         self.committed += [(topic, record) for topic, record, _ in self._pending]
         self._pending = []
+        self.committed_positions.update({tp.partition: tp.offset for tp in self.offsets})
 
     def abort_transaction(self, timeout: float) -> None:
         self._call("abort")
@@ -217,6 +220,43 @@ class FakeConsumer:
         return 0, self.high_watermark
 
     high_watermark = 100
+
+
+class LogConsumer(FakeConsumer):
+    """A consumer over a log of messages: it serves them from its positions, at most ``per_call`` a consume(), and
+    a seek moves the position back (so a rewind delivers the messages again, as Kafka does). Committed offsets
+    are those ``producer``'s committed transactions sent; ``on_empty`` runs when nothing is left to read."""
+
+    def __init__(self, log: list[FakeMessage], producer: FakeProducer, per_call: int = 1_000_000) -> None:
+        super().__init__()
+        self.log = log
+        self.producer = producer
+        self.per_call = per_call
+        self.calls: list[tuple[int, float]] = []
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        self.calls.append((num_messages, timeout))
+        batch = [m for m in self.log if m.offset() >= max(0, self.positions.get(m.partition(), 0))]
+        batch = batch[: min(num_messages, self.per_call)]
+        if not batch and self.on_empty:
+            self.on_empty()
+        for message in batch:
+            self.positions[message.partition()] = message.offset() + 1
+        return batch
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        offsets = self.producer.committed_positions
+        return [TopicPartition(TOPIC, tp.partition, offsets.get(tp.partition, -1001)) for tp in partitions]
+
+    def seek(self, partition: TopicPartition) -> None:
+        super().seek(partition)
+        self.positions[partition.partition] = partition.offset
+
+    def all_committed(self) -> bool:
+        ends: dict[int, int] = {}
+        for message in self.log:
+            ends[message.partition()] = max(ends.get(message.partition(), 0), message.offset() + 1)
+        return all(self.producer.committed_positions.get(p, -1) >= end for p, end in ends.items())
 
 
 def kafka_exception(*, fatal: bool = False, retriable: bool = False, abort: bool = False) -> KafkaException:
