@@ -43,7 +43,7 @@ from fraudstream.kafka.watchdog import CallAbandoned, Watchdog
 from fraudstream.memory import release_free_memory
 from fraudstream.model.watcher import ModelWatcher
 from fraudstream.shutdown import Stop
-from scorer.batch import score_batch
+from scorer.batch import ScoredBatch, score_batch
 from scorer.exceptions import ConsumerUnusableError, ProducerUnusableError
 from scorer.metrics import ScorerMetrics
 from scorer.observer import BatchObserver, NoObserver
@@ -150,6 +150,7 @@ class ScorerLoop:
                     if self.stop.is_set() or not self._recover(exc):
                         break
                 self._report()
+            self._observer_pending(final=True)  # monitoring (h-mon-s): the open window, on a clean stop
         except BaseException:
             if self.transactor.in_transaction:  # e.g. a second Ctrl-C in the middle of a commit
                 log.warning("stopping inside a transaction: aborting it")
@@ -168,6 +169,8 @@ class ScorerLoop:
         messages = self._consume()
         if messages:
             self._process(messages)
+        else:
+            self._observer_pending(final=False)  # monitoring (h-mon-s): a window whose time is up, when idle
         now = time.monotonic()
         if now >= self._next_gauges:
             self._next_gauges = now + 1.0
@@ -350,6 +353,29 @@ class ScorerLoop:
         status.scored += batch.scored
         status.alerts += len(batch.alerts)
         status.dead_letters += len(batch.dead_letters)
+
+    # ---- BEGIN monitoring (h-mon-s): an observer's records committed without a batch -----------------------------
+    def _observer_pending(self, *, final: bool) -> None:
+        """Commit what the observer has to publish on its own (no new offsets: nothing was consumed)."""
+        if self.consumer is None or not self.transactor.ready:
+            return
+        batch = ScoredBatch(extra=self.observer.pending(final=final), model=self.watcher.current)
+        if not batch.extra:
+            return
+        try:
+            outcome = self.transactor.commit(batch)
+        except BaseException as exc:
+            self.observer.aborted(batch)
+            if final and isinstance(exc, Exception):  # stopping anyway: the state topic keeps the open window
+                log.warning("the open monitoring window could not be published on the way out: %s", exc)
+                return
+            raise
+        if outcome is CommitOutcome.COMMITTED:
+            self.observer.committed(batch)
+        else:
+            self.observer.aborted(batch)
+
+    # ---- END monitoring -------------------------------------------------------------------------------------------
 
     # ---- rebalance callbacks (run inside consume()/close(), never inside a transaction) -------------------------
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:

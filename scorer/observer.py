@@ -11,9 +11,14 @@ The loop calls an observer at three points of each batch, always from the loop's
 3. :meth:`BatchObserver.aborted` when it aborted (the batch will be consumed again from the committed
    offsets): the observer forgets the batch's effect, so a batch is counted exactly once, as its alerts are.
 
-Open point for its first real user: when ``commit_transaction``'s outcome is unknown (a timeout; the loop
-replaces the producer and rewinds to the committed offsets) the loop reports ``aborted``, though the
-transaction may have committed; telling the two apart needs the committed offsets after the rewind.
+When nothing was consumed, the loop asks :meth:`BatchObserver.pending` for records to commit on their own (e.g.
+a window whose time is up, or, with ``final`` on a clean stop, the open one), commits them in a transaction of
+their own (no new offsets), then calls ``committed`` or ``aborted`` with that empty batch.
+
+When ``commit_transaction``'s outcome is unknown (a timeout; the loop replaces the producer and rewinds to the
+committed offsets) the loop reports ``aborted``, though the transaction may have committed. An observer whose
+state must match the committed offsets writes that state in every transaction and reads it back after an abort
+(the monitor does: :mod:`scorer.monitor_state`).
 
 An observer does no Kafka calls and raises nothing for a batch it cannot measure (it logs and returns no
 records): a monitoring problem must never stop scoring.
@@ -35,6 +40,8 @@ class BatchObserver(Protocol):
 
     def aborted(self, batch: ScoredBatch) -> None: ...
 
+    def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]: ...
+
 
 class NoObserver:
     """The observer when nothing watches the batches (monitoring off)."""
@@ -47,3 +54,6 @@ class NoObserver:
 
     def aborted(self, batch: ScoredBatch) -> None:
         return None
+
+    def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]:
+        return []
