@@ -33,7 +33,7 @@ def replay(
         None,
         "--drift",
         help="Perturb the features to see drift detected: comma-separated FEATURE*FACTOR / FEATURE+OFFSET / "
-        "FEATURE-OFFSET terms (e.g. 'Amount*3,V1+2'), or 'default' (Amount*3,V1+2,V4+2).",
+        "FEATURE-OFFSET terms (e.g. 'Amount*3,V1+2'), or 'default' (Amount*3,V13+2,V15+2).",
     ),
 ) -> None:
     """Replay a creditcard.csv onto the transactions topic as JSON, keyed by a stable transaction_id."""

@@ -26,7 +26,7 @@ def test_scales_and_shifts_only_the_named_features_and_keeps_amount_non_negative
 
 def test_default_is_the_documented_preset() -> None:
     assert Drift.parse("default").spec == DEFAULT_DRIFT
-    assert Drift.parse("default").features == ["V1", "V4", "Amount"]
+    assert Drift.parse("default").features == ["V13", "V15", "Amount"]
 
 
 @pytest.mark.parametrize(("spec", "names"), [("V99+1", "V99"), ("Amount/2", "Amount/2"), ("", "at least one")])
