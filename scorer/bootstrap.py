@@ -38,6 +38,7 @@ from fraudstream.settings import Settings
 from fraudstream.shutdown import GracefulStop, Stop
 from scorer.loop import Consumer, ScorerLoop, ScorerStatus
 from scorer.metrics import ScorerMetrics
+from scorer.monitoring import WindowMonitor, WindowRule
 from scorer.observer import BatchObserver
 from scorer.transaction import WATCHDOG_MARGIN_S, TransactionalProducer, Transactor
 
@@ -116,26 +117,29 @@ def build_watcher(settings: Settings) -> ModelWatcher:
     return ModelWatcher(_LazyRegistry(registry), settings.model_poll_interval_s)
 
 
-def build_monitor(settings: Settings, txn_id: str, metrics: ScorerMetrics) -> BatchObserver | None:
+def build_challenger_watcher(settings: Settings) -> ModelWatcher:
+    """Follows ``models:/<name>@<challenger alias>``; no such alias: no model (the shadow is optional)."""
+
+    def registry() -> VersionSource:
+        from fraudstream.model.registry import ModelRegistry
+
+        return ModelRegistry(settings, alias=settings.model_challenger_alias)
+
+    return ModelWatcher(_LazyRegistry(registry), settings.model_poll_interval_s, optional=True, role="challenger")
+
+
+def build_monitor(
+    settings: Settings, txn_id: str, metrics: ScorerMetrics, challenger: ModelWatcher | None = None
+) -> WindowMonitor | None:
     """The monitoring observer (None when FRAUD_MONITOR_ENABLED is off), with the challenger's watcher when
-    FRAUD_MONITOR_CHALLENGER is on."""
+    FRAUD_MONITOR_CHALLENGER is on (``challenger``: that watcher, built here when not given)."""
     if not settings.monitor_enabled:
         return None
     from fraudstream.monitoring import Thresholds
     from scorer.monitor_state import StateReader
-    from scorer.monitoring import WindowMonitor, WindowRule
 
-    challenger = None
-    if settings.monitor_challenger:
-
-        def registry() -> VersionSource:
-            from fraudstream.model.registry import ModelRegistry
-
-            return ModelRegistry(settings, alias=settings.model_challenger_alias)
-
-        challenger = ModelWatcher(
-            _LazyRegistry(registry), settings.model_poll_interval_s, optional=True, role="challenger"
-        )
+    if settings.monitor_challenger and challenger is None:
+        challenger = build_challenger_watcher(settings)
     return WindowMonitor(
         scorer=txn_id,
         topic=settings.topic_monitoring,
@@ -143,7 +147,7 @@ def build_monitor(settings: Settings, txn_id: str, metrics: ScorerMetrics) -> Ba
         rule=WindowRule(rows=settings.monitor_window_rows, seconds=settings.monitor_window_s),
         thresholds=Thresholds.from_settings(settings),
         state_source=StateReader(settings.kafka(), settings.topic_monitoring_state),
-        challenger=challenger,
+        challenger=challenger if settings.monitor_challenger else None,
         gauges=metrics,
     )
 

@@ -100,7 +100,7 @@ class WindowMonitor:
         """The batch's state record, preceded by the records of the window(s) it closes."""
         self._pending = None
         try:
-            self._resume()
+            self.resume()
             models = self._models(batch)
             state, published = self._advance(batch, models)
         except Exception:  # a monitoring problem must never stop scoring: this batch is left out of the window
@@ -113,7 +113,7 @@ class WindowMonitor:
         clean stop). Called by the loop when nothing was consumed."""
         self._pending = None
         try:
-            self._resume()
+            self.resume()
             window = self.state.window
             if window is None:
                 return []
@@ -216,8 +216,9 @@ class WindowMonitor:
             out.append((self._state_topic, state.record(self.scorer)))
         return out
 
-    def _resume(self) -> None:
-        """Read the committed state back when due (at start, after an abort)."""
+    def resume(self) -> None:
+        """Read the committed state back when due (at start, after an abort); the first batch calls it, or call it
+        beforehand to take the read out of the first batch's time."""
         if not self._must_read or self._source is None:
             return
         self._must_read = False
