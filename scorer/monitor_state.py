@@ -32,7 +32,8 @@ from scorer.window import Tally, Window
 log = logging.getLogger(__name__)
 
 STATE_SPEC_VERSION = 1
-READ_TIMEOUT_S = 15.0
+READ_TIMEOUT_S = 5.0
+"""Longest the scorer waits for its state (at start, after an abort); past it, it goes on from what it knows."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,15 @@ class StateReader:
         self._conn = conn
         self._topic = topic
         self._timeout = timeout_s
+
+    def missing(self, topics: list[str]) -> list[str]:
+        """Which of ``topics`` the cluster does not have (producing to one would fail every transaction)."""
+        from confluent_kafka.admin import AdminClient
+
+        from fraudstream.kafka.clients import admin_config
+
+        metadata = AdminClient(admin_config(self._conn)).list_topics(timeout=self._timeout)
+        return [name for name in topics if name not in metadata.topics or metadata.topics[name].error is not None]
 
     def read(self, scorer: str) -> MonitorState | None:
         """The state of ``scorer``; None when it has none yet. Raises TimeoutError when the topic cannot be read to

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 class StateSource(Protocol):
     def read(self, scorer: str) -> MonitorState | None: ...
 
+    def missing(self, topics: list[str]) -> list[str]: ...
+
 
 class Gauges(Protocol):
     def monitored(self, record: MonitoringRecord) -> None: ...
@@ -94,6 +96,8 @@ class WindowMonitor:
         self._pending: _Pending | None = None
         self._bins: dict[tuple[str, str], ProfileBins | None] = {}
         self._must_read = state_source is not None
+        self._checked = state_source is None
+        self._off = False
 
     # ---- the observer hooks -----------------------------------------------------------------------------------
     def records(self, batch: ScoredBatch) -> list[tuple[str, OutRecord]]:
@@ -101,6 +105,8 @@ class WindowMonitor:
         self._pending = None
         try:
             self.resume()
+            if self._off:
+                return []
             models = self._models(batch)
             state, published = self._advance(batch, models)
         except Exception:  # a monitoring problem must never stop scoring: this batch is left out of the window
@@ -115,7 +121,7 @@ class WindowMonitor:
         try:
             self.resume()
             window = self.state.window
-            if window is None:
+            if window is None or self._off:
                 return []
             if not final and (self._now() - window.start).total_seconds() < self._rule.seconds:
                 return []
@@ -219,6 +225,8 @@ class WindowMonitor:
     def resume(self) -> None:
         """Read the committed state back when due (at start, after an abort); the first batch calls it, or call it
         beforehand to take the read out of the first batch's time."""
+        if not self._checked:
+            self._check_topics()
         if not self._must_read or self._source is None:
             return
         self._must_read = False
@@ -230,3 +238,23 @@ class WindowMonitor:
         if found is not None and found.window is not None:
             log.info("monitoring resumes window %d (%d rows so far)", found.window.number, found.window.rows)
         self.state = found or MonitorState()
+
+    def _check_topics(self) -> None:
+        """Producing to a topic the cluster lacks would fail every transaction: without the monitoring topic the
+        monitor turns itself off, without the state topic it publishes windows without resumable state."""
+        assert self._source is not None
+        try:
+            missing = self._source.missing([self._topic, self._state_topic])
+        except Exception as exc:  # cannot tell now: ask again at the next batch
+            log.warning("cannot check the monitoring topics (%s)", exc)
+            return
+        self._checked = True
+        if self._topic in missing:
+            log.error("the monitoring topic %s does not exist: monitoring is off (create it and restart)", self._topic)
+            self._off = True
+        elif self._state_topic in missing:
+            log.error(
+                "the monitoring state topic %s does not exist: windows are published, but a crash loses the open one",
+                self._state_topic,
+            )
+            self._source = None

@@ -56,9 +56,13 @@ class MemoryState:
 
     def __init__(self) -> None:
         self.value: bytes | None = None
+        self.absent: list[str] = []
 
     def read(self, scorer: str) -> MonitorState | None:
         return None if self.value is None else MonitorState.from_json(orjson.loads(self.value))
+
+    def missing(self, topics: list[str]) -> list[str]:
+        return [name for name in topics if name in self.absent]
 
 
 def monitor(rows: int = 1000, seconds: float = 60.0, **kwargs: object) -> WindowMonitor:
@@ -223,3 +227,15 @@ def test_a_batch_it_cannot_measure_is_left_out_without_raising(broken: str) -> N
     b = batch(model("1"), training_rows(10), T0)
     b.rows = dataclasses.replace(b.rows, matrix=np.zeros((10, 3)))  # type: ignore[arg-type]
     assert mon.records(b) == []
+
+
+def test_without_its_topics_the_monitor_stays_out_of_the_transactions() -> None:
+    store = MemoryState()
+    store.absent = ["state"]
+    mon = monitor(rows=100, state_source=store)
+    out = mon.records(batch(model("1"), training_rows(100), T0))
+    assert [topic for topic, _ in out] == ["mon"]  # windows still published, no state record
+    store.absent = ["mon", "state"]
+    off = monitor(rows=100, state_source=store)
+    assert off.records(batch(model("1"), training_rows(100), T0)) == []
+    assert off.pending(final=True) == []
