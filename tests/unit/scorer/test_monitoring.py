@@ -92,6 +92,10 @@ def test_binning_all_columns_at_once_matches_the_profiles_own_counts() -> None:
     counts = bins.features.trim(bins.features.counts(live))
     for i, name in enumerate(FEATURES):
         assert counts[i] == profile.bin_counts(name, live[:, i]).tolist(), name
+    live32 = live.astype(np.float32)  # the scorer's matrix: compared with float32 edges
+    counts32 = bins.features.trim(bins.features.counts(live32))
+    for i, name in enumerate(FEATURES):
+        assert counts32[i] == profile.bin_counts(name, live32[:, i]).tolist(), name
     scores = np.array([0.0, 0.1, 0.15, 0.3, 0.999, 1.0])
     assert bins.score.trim(bins.score.counts(scores))[0] == profile.score_bin_counts(scores).tolist()
     assert len(set(bins.features.sizes.tolist())) > 1  # Amount's tied zeros really collapsed bins
