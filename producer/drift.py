@@ -8,8 +8,9 @@ The spec is a comma-separated list of terms, each one feature and one operation 
 
 ``--drift default`` stands for :data:`DEFAULT_DRIFT` (``Amount*3,V13+2,V15+2``): on the ULB data each of these moves
 the feature's PSI far above 0.25 and leaves the other features untouched. They are features the forest leans on
-little, so the monitor reports ``drift`` while the live F1 holds; shifting one it leans on (e.g. ``V14-3``) makes
-the model flag (or miss) many more rows, and the status becomes ``degraded``. ``Time`` and ``Amount`` stay
+little, so the monitor reports ``drift`` while the live F1 holds; shifting one it leans on (e.g. ``V14-3``) also
+moves the model's decisions, which the live precision and recall show (``degraded`` once F1 falls below
+FRAUD_MIN_F1). ``Time`` and ``Amount`` stay
 non-negative (a result below 0 becomes 0). The label travels unchanged: the model sees drifted rows, the live
 precision and recall say what it makes of them.
 """
