@@ -20,7 +20,8 @@ committed offsets) the loop reports ``aborted``, though the transaction may have
 state must match the committed offsets writes that state in every transaction and reads it back after an abort
 (the monitor does: :mod:`scorer.monitor_state`).
 
-An observer does no Kafka calls and raises nothing for a batch it cannot measure (it logs and returns no
+An observer makes no Kafka call per batch (the monitor reads its own state back, at start and after an abort, in a
+few seconds at most) and raises nothing for a batch it cannot measure (it logs and returns no
 records): a monitoring problem must never stop scoring.
 """
 
