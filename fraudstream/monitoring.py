@@ -145,6 +145,17 @@ class MonitoringRecord(BaseModel):
     f1: float | None = None
     status: Status
     reasons: list[str] = Field(default_factory=list, description="Why the status is not ok.")
+    window: int = Field(
+        0, ge=0, description="Sequence number of the window at its scorer replica (kept across restarts)."
+    )
+    profiled: bool = Field(
+        True,
+        description="False when the version has no reference profile: no PSI was measured (feature_psi empty, "
+        "score_psi and max_feature_psi 0, score_counts empty) and a reason says so.",
+    )
+    feature_counts: dict[str, list[int]] = Field(
+        default_factory=dict, description="The window's values of each feature on the profile's bins."
+    )
 
     @property
     def key(self) -> str:

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         "fraud-monitoring",
         description="Topic of the scorer's monitoring windows (one record per model version and window).",
     )
+    topic_monitoring_state: TopicName = Field(
+        "fraud-monitoring-state",
+        description="Compacted topic of each scorer replica's open monitoring window, written in every batch's "
+        "transaction, so a restarted replica resumes its window (neither lost nor repeated).",
+    )
     topic_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics fraudstream creates.")
     topic_replication_factor: int | None = Field(
         None,
@@ -150,6 +155,11 @@ class Settings(BaseSettings):
     monitor_degraded_windows: int = Field(
         3, ge=1, le=1000, description="Windows the live F1 is pooled over; below FRAUD_MIN_F1: status degraded."
     )
+    monitor_challenger: bool = Field(
+        True,
+        description="When the registered model has the challenger alias, score each batch with it too (no alerts) "
+        "and monitor it on the same windows (monitoring on only).",
+    )
     model_poll_interval_s: PositiveSeconds = Field(10.0, description="How often the registry alias is checked.")
     scorer_transactional_id: str | None = Field(
         None,
@@ -198,6 +208,12 @@ class Settings(BaseSettings):
     )
     model_alias: str = Field(
         "production", min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", description="Registry alias that serves."
+    )
+    model_challenger_alias: str = Field(
+        "challenger",
+        min_length=1,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+        description="Registry alias of the version scored in production's shadow (see FRAUD_MONITOR_CHALLENGER).",
     )
     min_f1: float = Field(0.91, ge=0.0, le=1.0, description="Gate: a model registers only when test F1 >= this.")
     gate_rule: Literal["point", "ci_low"] = Field(

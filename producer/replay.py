@@ -31,6 +31,7 @@ from fraudstream.kafka.outage import OutageLog
 from fraudstream.kafka.produce import produce
 from fraudstream.schemas import FEATURES, LABEL_COLUMN
 from fraudstream.shutdown import Stop
+from producer.drift import Drift
 from producer.encode import Encoded, encode_row
 from producer.exceptions import ReplayError
 from producer.pacing import Pace, Pacer
@@ -60,6 +61,8 @@ class ReplayOptions:
     start: int = 0
     loop: bool = False
     chunk_rows: int = CHUNK_ROWS
+    drift: Drift | None = None
+    """Perturb the features before sending (see :mod:`producer.drift`); None: the rows as they are."""
     flush_timeout_s: float = 3.0
     """How long the final flush may wait once stopped (Ctrl-C, SIGTERM). A replay that ran to its end waits for
     every record, however long the broker is away, until it is stopped."""
@@ -152,7 +155,8 @@ class Replayer:
 
     def _send_chunk(self, first_row: int, frame: pd.DataFrame) -> bool:
         """Send one validated chunk; False when stopped part-way."""
-        features = frame[list(FEATURES)].to_numpy(dtype=np.float64).tolist()
+        matrix = frame[list(FEATURES)].to_numpy(dtype=np.float64)
+        features = (matrix if self._options.drift is None else self._options.drift.apply(matrix)).tolist()
         labels = frame[LABEL_COLUMN].to_numpy().tolist()
         name, source = self._data.name, str(self._data)
         for row, (values, label) in enumerate(zip(features, labels, strict=True), start=first_row):

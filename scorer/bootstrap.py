@@ -30,7 +30,7 @@ from fraudstream.kafka.clients import PRODUCER_MESSAGE_MAX_BYTES, consumer_confi
 from fraudstream.kafka.dead_letter import dead_letter_limit
 from fraudstream.kafka.health import ConsumerHealth
 from fraudstream.kafka.outage import ClientEvents, OutageLog
-from fraudstream.kafka.topics import ensure_topics, max_message_bytes, standard_topics
+from fraudstream.kafka.topics import COMPACTED, ensure_topics, max_message_bytes, standard_topics
 from fraudstream.kafka.watchdog import Watchdog
 from fraudstream.model.serving import FraudModel
 from fraudstream.model.watcher import ModelWatcher, VersionSource
@@ -38,6 +38,8 @@ from fraudstream.settings import Settings
 from fraudstream.shutdown import GracefulStop, Stop
 from scorer.loop import Consumer, ScorerLoop, ScorerStatus
 from scorer.metrics import ScorerMetrics
+from scorer.monitoring import WindowMonitor, WindowRule
+from scorer.observer import BatchObserver
 from scorer.transaction import WATCHDOG_MARGIN_S, TransactionalProducer, Transactor
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,41 @@ def build_watcher(settings: Settings) -> ModelWatcher:
     return ModelWatcher(_LazyRegistry(registry), settings.model_poll_interval_s)
 
 
+def build_challenger_watcher(settings: Settings) -> ModelWatcher:
+    """Follows ``models:/<name>@<challenger alias>``; no such alias: no model (the shadow is optional)."""
+
+    def registry() -> VersionSource:
+        from fraudstream.model.registry import ModelRegistry
+
+        return ModelRegistry(settings, alias=settings.model_challenger_alias)
+
+    return ModelWatcher(_LazyRegistry(registry), settings.model_poll_interval_s, optional=True, role="challenger")
+
+
+def build_monitor(
+    settings: Settings, txn_id: str, metrics: ScorerMetrics, challenger: ModelWatcher | None = None
+) -> WindowMonitor | None:
+    """The monitoring observer (None when FRAUD_MONITOR_ENABLED is off), with the challenger's watcher when
+    FRAUD_MONITOR_CHALLENGER is on (``challenger``: that watcher, built here when not given)."""
+    if not settings.monitor_enabled:
+        return None
+    from fraudstream.monitoring import Thresholds
+    from scorer.monitor_state import StateReader
+
+    if settings.monitor_challenger and challenger is None:
+        challenger = build_challenger_watcher(settings)
+    return WindowMonitor(
+        scorer=txn_id,
+        topic=settings.topic_monitoring,
+        state_topic=settings.topic_monitoring_state,
+        rule=WindowRule(rows=settings.monitor_window_rows, seconds=settings.monitor_window_s),
+        thresholds=Thresholds.from_settings(settings),
+        state_source=StateReader(settings.kafka(), settings.topic_monitoring_state),
+        challenger=challenger if settings.monitor_challenger else None,
+        gauges=metrics,
+    )
+
+
 class _LazyRegistry:
     """A registry built on first use."""
 
@@ -166,6 +203,7 @@ def bootstrap(
     metrics: ScorerMetrics | None = None,
     on_status: Callable[[ScorerStatus], None] | None = None,
     create_topics: bool = True,
+    observer: BatchObserver | None = None,
 ) -> Scorer:
     """Build a scorer from ``settings``; any part passed in is used instead of the real one.
 
@@ -177,6 +215,9 @@ def bootstrap(
     if create_topics:
         conn = settings.kafka()
         ensure_topics(conn, standard_topics(settings), replication_factor=settings.topic_replication_factor)
+        if settings.monitor_enabled:
+            state_topic = {settings.topic_monitoring_state: 1}
+            ensure_topics(conn, state_topic, replication_factor=settings.topic_replication_factor, config=COMPACTED)
         limits = max_message_bytes(conn, [settings.topic_alerts, settings.topic_dlq])
         output_limit = min(PRODUCER_MESSAGE_MAX_BYTES, *limits.values())
     txn_id = transactional_id(settings)
@@ -228,6 +269,7 @@ def bootstrap(
         on_status=on_status,
         status_interval_s=settings.scorer_status_interval_s,
         model_wait_s=min(1.0, settings.model_poll_interval_s),
+        observer=observer or build_monitor(settings, txn_id, metrics),
     )
     membership = "static" if settings.scorer_transactional_id else "dynamic (FRAUD_SCORER_TRANSACTIONAL_ID unset)"
     log.info(

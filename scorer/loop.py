@@ -194,6 +194,8 @@ class ScorerLoop:
                     if self.stop.is_set() or not self._recover(exc):
                         break
                 self._report()
+            if self._in_flight is None:
+                self._observer_pending(final=True)  # monitoring: the open window, on a clean stop
         except BaseException:
             self._wait_in_flight()  # the commit thread's transaction ends first (bounded by the watchdog)
             if self.transactor.in_transaction:  # e.g. a second Ctrl-C in the middle of a commit
@@ -225,6 +227,8 @@ class ScorerLoop:
             raise
         if self._settle() and pending is not None:
             self._commit(pending)
+        elif not messages:
+            self._observer_pending(final=False)  # monitoring: a window whose time is up, when idle
         now = time.monotonic()
         if now >= self._next_gauges:
             self._next_gauges = now + 1.0
@@ -461,6 +465,29 @@ class ScorerLoop:
         status.alerts += len(batch.alerts)
         status.dead_letters += len(batch.dead_letters)
         return True
+
+    # ---- BEGIN monitoring (h-mon-s): an observer's records committed without a batch -----------------------------
+    def _observer_pending(self, *, final: bool) -> None:
+        """Commit what the observer has to publish on its own (no new offsets: nothing was consumed)."""
+        if self.consumer is None or not self.transactor.ready:
+            return
+        batch = ScoredBatch(extra=self.observer.pending(final=final), model=self.watcher.current)
+        if not batch.extra:
+            return
+        try:
+            outcome = self.transactor.commit(batch)
+        except BaseException as exc:
+            self.observer.aborted(batch)
+            if final and isinstance(exc, Exception):  # stopping anyway: the state topic keeps the open window
+                log.warning("the open monitoring window could not be published on the way out: %s", exc)
+                return
+            raise
+        if outcome is CommitOutcome.COMMITTED:
+            self.observer.committed(batch)
+        else:
+            self.observer.aborted(batch)
+
+    # ---- END monitoring -------------------------------------------------------------------------------------------
 
     # ---- rebalance callbacks (run inside consume()/close(), never inside a transaction) -------------------------
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:

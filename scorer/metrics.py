@@ -3,17 +3,21 @@ the scorer's small HTTP endpoint: ``/metrics``, ``/readyz`` (200 or 503 with the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from fraudstream.kafka.health import HealthReport
+
+if TYPE_CHECKING:
+    from fraudstream.monitoring import MonitoringRecord
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,7 @@ class ScorerMetrics:
             ["how"],
             registry=r,
         )
+        self._monitoring_gauges()
         self.lag.set(-1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -101,6 +106,90 @@ class ScorerMetrics:
             self.dlq.labels(kind=kind).inc()
         self.batch_seconds.observe(seconds)
         self.batch_size.observe(consumed)
+
+    # ---- BEGIN monitoring (h-mon-s): the last window of each model, by version and role ------------------------
+    def _monitoring_gauges(self) -> None:
+        r, labels = self.registry, ["version", "role"]
+        self.feature_psi = Gauge(
+            "fraudstream_scorer_feature_psi",
+            "PSI of a feature in the last monitoring window, against the version's training rows.",
+            ["feature", *labels],
+            registry=r,
+        )
+        self.score_psi = Gauge(
+            "fraudstream_scorer_score_psi",
+            "PSI of the score in the last window, against the holdout.",
+            labels,
+            registry=r,
+        )
+        self.max_feature_psi = Gauge(
+            "fraudstream_scorer_max_feature_psi", "Largest feature PSI of the last window.", labels, registry=r
+        )
+        self.live_precision = Gauge(
+            "fraudstream_scorer_live_precision",
+            "Precision on the labelled rows of the last window (NaN: none flagged).",
+            labels,
+            registry=r,
+        )
+        self.live_recall = Gauge(
+            "fraudstream_scorer_live_recall",
+            "Recall on the labelled rows of the last window (NaN: no fraud).",
+            labels,
+            registry=r,
+        )
+        self.live_f1 = Gauge(
+            "fraudstream_scorer_live_f1",
+            "F1 on the labelled rows of the last window (NaN: undefined).",
+            labels,
+            registry=r,
+        )
+        self.monitoring_status = Gauge(
+            "fraudstream_scorer_monitoring_status",
+            "1 for the status of the last window (ok, drift, degraded), 0 for the others.",
+            [*labels, "status"],
+            registry=r,
+        )
+        self.monitoring_windows = Counter(
+            "fraudstream_scorer_monitoring_windows",
+            "Monitoring windows published, by role and status.",
+            ["role", "status"],
+            registry=r,
+        )
+        self._monitored: dict[str, str] = {}
+
+    def monitored(self, record: MonitoringRecord) -> None:
+        """Set the gauges from a committed window's record (a role's previous version is dropped)."""
+        version, role = record.model_version, record.role
+        previous = self._monitored.get(role)
+        if previous is not None and previous != version:
+            self._forget(previous, role)
+        self._monitored[role] = version
+        for feature, value in record.feature_psi.items():
+            self.feature_psi.labels(feature=feature, version=version, role=role).set(value)
+        if record.profiled:
+            self.score_psi.labels(version=version, role=role).set(record.score_psi)
+            self.max_feature_psi.labels(version=version, role=role).set(record.max_feature_psi)
+        for gauge, value in (
+            (self.live_precision, record.precision),
+            (self.live_recall, record.recall),
+            (self.live_f1, record.f1),
+        ):
+            gauge.labels(version=version, role=role).set(float("nan") if value is None else value)
+        for status in ("ok", "drift", "degraded"):
+            self.monitoring_status.labels(version=version, role=role, status=status).set(int(status == record.status))
+        self.monitoring_windows.labels(role=role, status=record.status).inc()
+
+    def _forget(self, version: str, role: str) -> None:
+        for gauge in (self.score_psi, self.max_feature_psi, self.live_precision, self.live_recall, self.live_f1):
+            with contextlib.suppress(KeyError):
+                gauge.remove(version, role)
+        for status in ("ok", "drift", "degraded"):
+            with contextlib.suppress(KeyError):
+                self.monitoring_status.remove(version, role, status)
+        for labels in [key for key in self.feature_psi._metrics if key[1:] == (version, role)]:
+            self.feature_psi.remove(*labels)
+
+    # ---- END monitoring ---------------------------------------------------------------------------------------
 
     def alert_latencies(self, event_times: Iterable[datetime], committed_at: datetime) -> None:
         for event_time in event_times:

@@ -11,9 +11,9 @@ The loop calls an observer at three points of each batch, always from the loop's
 3. :meth:`BatchObserver.aborted` when it aborted (the batch will be consumed again from the committed
    offsets): the observer forgets the batch's effect, so a batch is counted exactly once, as its alerts are.
 
-Open point for its first real user: when ``commit_transaction``'s outcome is unknown (a timeout; the loop
-replaces the producer and rewinds to the committed offsets) the loop reports ``aborted``, though the
-transaction may have committed; telling the two apart needs the committed offsets after the rewind.
+When nothing was consumed, the loop asks :meth:`BatchObserver.pending` for records to commit on their own (e.g.
+a window whose time is up, or, with ``final`` on a clean stop, the open one), commits them in a transaction of
+their own (no new offsets), then calls ``committed`` or ``aborted`` with that empty batch.
 
 With the commit overlapping the next batch (:mod:`scorer.loop`), batch n+1 is consumed and scored while batch
 n's transaction commits in another thread, but the observer is still called only from the loop thread, and
@@ -21,7 +21,13 @@ n's transaction commits in another thread, but the observer is still called only
 before the next batch's ``records``. A batch scored while its predecessor aborted is dropped before its
 ``records`` (the rewind delivers it again): the observer never hears of it.
 
-An observer does no Kafka calls and raises nothing for a batch it cannot measure (it logs and returns no
+When ``commit_transaction``'s outcome is unknown (a timeout; the loop replaces the producer and rewinds to the
+committed offsets) the loop reports ``aborted``, though the transaction may have committed. An observer whose
+state must match the committed offsets writes that state in every transaction and reads it back after an abort
+(the monitor does: :mod:`scorer.monitor_state`).
+
+An observer makes no Kafka call per batch (the monitor reads its own state back, at start and after an abort, in a
+few seconds at most) and raises nothing for a batch it cannot measure (it logs and returns no
 records): a monitoring problem must never stop scoring.
 """
 
@@ -41,6 +47,8 @@ class BatchObserver(Protocol):
 
     def aborted(self, batch: ScoredBatch) -> None: ...
 
+    def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]: ...
+
 
 class NoObserver:
     """The observer when nothing watches the batches (monitoring off)."""
@@ -53,3 +61,6 @@ class NoObserver:
 
     def aborted(self, batch: ScoredBatch) -> None:
         return None
+
+    def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]:
+        return []

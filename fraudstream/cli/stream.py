@@ -29,15 +29,30 @@ def replay(
     limit: int | None = typer.Option(None, "--limit", help="Send at most this many rows per pass.", min=0),
     start: int = typer.Option(0, "--start", help="First data row to send (0-based, header excluded).", min=0),
     loop: bool = typer.Option(False, "--loop", help="Start over at the end, until Ctrl-C."),
+    drift: str | None = typer.Option(
+        None,
+        "--drift",
+        help="Perturb the features to see drift detected: comma-separated FEATURE*FACTOR / FEATURE+OFFSET / "
+        "FEATURE-OFFSET terms (e.g. 'Amount*3,V1+2'), or 'default' (Amount*3,V13+2,V15+2).",
+    ),
 ) -> None:
     """Replay a creditcard.csv onto the transactions topic as JSON, keyed by a stable transaction_id."""
     from fraudstream.shutdown import GracefulStop
     from producer.bootstrap import bootstrap
+    from producer.drift import Drift
+    from producer.exceptions import ReplayError
     from producer.pacing import Pace
     from producer.replay import ReplayOptions
 
     settings = settings_or_exit()
-    options = ReplayOptions(data=data, pace=Pace(rate=rate, speed=speed), limit=limit, start=start, loop=loop)
+    try:
+        perturbation = Drift.parse(drift) if drift is not None else None
+    except ReplayError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    options = ReplayOptions(
+        data=data, pace=Pace(rate=rate, speed=speed), limit=limit, start=start, loop=loop, drift=perturbation
+    )
     with GracefulStop() as stop, replay_progress() as progress:
         task = progress.add_task("replaying", total=None, rate=0.0, delivered=0, failed=0)
 
@@ -56,7 +71,9 @@ def replay(
             f"Replaying [bold]{replayer.stats.source}[/bold]"
             + (" [yellow](SYNTHETIC data)[/yellow]" if replayer.stats.synthetic else "")
             + f" to [bold]{settings.topic_transactions}[/bold] on {settings.bootstrap_servers}, "
-            f"{options.pace.describe()}" + (", looping" if loop else ""),
+            f"{options.pace.describe()}"
+            + (", looping" if loop else "")
+            + (f", [yellow]drifted: {perturbation.spec}[/yellow]" if perturbation else ""),
             soft_wrap=True,
         )
         stats = replayer.run()

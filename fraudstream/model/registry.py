@@ -40,13 +40,14 @@ class ModelRegistry:
     exports to the environment), so several registries and a trainer can share a process.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, alias: str | None = None) -> None:
+        """``alias``: the alias to follow (default: FRAUD_MODEL_ALIAS; the scorer's shadow uses the challenger's)."""
         from mlflow import MlflowClient
 
         quiet_mlflow_logs()
         self.tracking_uri = settings.tracking_uri
         self.name = settings.model_name
-        self.alias = settings.model_alias
+        self.alias = alias or settings.model_alias
         self.explain_policy = ExplainPolicy.from_settings(settings) if settings.explain_enabled else None
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 

@@ -26,12 +26,25 @@ class ModelWatcher:
 
     ``poll()`` is cheap when the interval has not elapsed, so a loop may call it before every batch.
     A version that fails to load is logged and the current model keeps serving.
+
+    ``optional`` (the challenger's watcher): an alias that disappears unloads the current model (``poll()``
+    returns True), instead of the current one serving on while waiting for a version.
     """
 
-    def __init__(self, registry: VersionSource, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        registry: VersionSource,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        optional: bool = False,
+        role: str = "production",
+    ) -> None:
         self._registry = registry
         self._interval = interval_s
         self._clock = clock
+        self._optional = optional
+        self._role = role
         self._next_check = float("-inf")
         self._missing_logged = False
         self.current: FraudModel | None = None
@@ -47,6 +60,12 @@ class ModelWatcher:
         except Exception as exc:  # the registry store may be briefly unreachable; keep serving
             log.warning("cannot reach the model registry: %s", exc)
             return False
+        if ref is None and self._optional:
+            if self.current is None:
+                return False
+            log.info("the %s alias is gone: %s no longer scored", self._role, self.current.label)
+            self.current = None
+            return True
         if ref is None:
             if not self._missing_logged:
                 log.warning("no production model yet: waiting for `fraudstream train` to promote one")
@@ -64,7 +83,7 @@ class ModelWatcher:
         self.current = model
         self._missing_logged = False
         log.info(
-            "serving model switched",
+            "serving model switched" if self._role == "production" else f"{self._role} model switched",
             extra={"from_version": previous.version if previous else None, "to_version": version},
         )
         return True

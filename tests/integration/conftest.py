@@ -105,6 +105,7 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[SettingsF
         "topic_dlq": f"transactions.dlq-{suffix}",
         "topic_feedback": f"fraud-feedback-{suffix}",
         "topic_monitoring": f"fraud-monitoring-{suffix}",
+        "topic_monitoring_state": f"fraud-monitoring-state-{suffix}",
         "topic_partitions": 3,
         "scorer_group_id": f"scorer-{suffix}",
         "sink_group_id": f"alert-sink-{suffix}",

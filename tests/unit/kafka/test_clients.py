@@ -119,7 +119,13 @@ def test_settings_refuse_incomplete_sasl() -> None:
 def test_standard_topics_follow_the_settings() -> None:
     settings = load_settings(topic_transactions="tx", topic_alerts="alerts", topic_dlq="tx.dlq", topic_partitions=6)
 
-    assert standard_topics(settings) == {"tx": 6, "alerts": 6, "tx.dlq": 6, "fraud-alerts.dlq": 6}
+    assert standard_topics(settings) == {
+        "tx": 6,
+        "alerts": 6,
+        "tx.dlq": 6,
+        "fraud-alerts.dlq": 6,
+        "fraud-monitoring": 6,
+    }
 
 
 def test_an_unreachable_cluster_is_named_in_the_error() -> None:

@@ -22,7 +22,12 @@ def test_the_transactional_id_is_the_configured_one_else_unique_to_the_process()
 
 def test_bootstrap_runs_with_fake_parts_and_the_configured_topics() -> None:
     settings = load_settings(
-        topic_transactions="tx", topic_alerts="al", topic_dlq="dl", scorer_metrics_port=0, scorer_batch_size=10
+        topic_transactions="tx",
+        topic_alerts="al",
+        topic_dlq="dl",
+        scorer_metrics_port=0,
+        scorer_batch_size=10,
+        monitor_enabled=False,
     )
     stop = threading.Event()
     consumer, producer = FakeConsumer(), FakeProducer()

@@ -63,6 +63,9 @@ class CountingObserver:
         self.permanent = 0
         self.seen: list[int] = []
         self.aborts = 0
+        self.on_their_own: dict[bool, list[bytes]] = {False: [], True: []}
+        """What pending() returns (final: on a clean stop; not final: when idle), once each."""
+        self.committed_alone: list[int] = []
 
     def records(self, batch: ScoredBatch) -> list[tuple[str, OutRecord]]:
         assert batch.model is not None
@@ -72,9 +75,15 @@ class CountingObserver:
 
     def committed(self, batch: ScoredBatch) -> None:
         self.permanent += batch.scored
+        if not batch.consumed:
+            self.committed_alone.append(len(batch.extra))
 
     def aborted(self, batch: ScoredBatch) -> None:
         self.aborts += 1
+
+    def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]:
+        values, self.on_their_own[final] = self.on_their_own[final], []
+        return [("monitoring", OutRecord(key=b"m", value=value)) for value in values]
 
 
 class Harness:
@@ -237,6 +246,21 @@ def test_an_observer_writes_in_the_batch_transaction_and_forgets_aborted_batches
     assert observer.seen == [6, 0]  # the aborted batch, then a dead letter alone
     assert (observer.aborts, observer.permanent) == (1, 0)
     assert [record.value for topic, record in harness.producer.committed if topic == "monitoring"] == [b"0"]
+
+
+def test_an_observers_records_commit_on_their_own_when_idle_and_on_a_clean_stop() -> None:
+    observer = CountingObserver()
+    observer.on_their_own = {False: [b"idle"], True: [b"final"]}
+    harness = Harness(FakeRegistry("1"), observer=observer)
+    harness.consumer.batches.append(messages(0, 4))
+
+    status = harness.loop.run()
+
+    assert status.batches == 1
+    assert observer.committed_alone == [1, 1]  # two transactions holding only the observer's record
+    monitoring = [record.value for topic, record in harness.producer.committed if topic == "monitoring"]
+    assert monitoring == [b"4", b"idle", b"final"]
+    assert harness.producer.calls.count("commit") == 3
 
 
 def test_a_crash_inside_a_transaction_aborts_it() -> None:

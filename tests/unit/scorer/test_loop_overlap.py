@@ -44,6 +44,9 @@ class OrderObserver:
     def aborted(self, batch: ScoredBatch) -> None:
         self.events.append(("aborted", _first(batch)))
 
+    def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]:
+        return []  # nothing of its own to publish when idle
+
 
 def _first(batch: ScoredBatch) -> int:
     return batch.consumed
