@@ -176,8 +176,8 @@ def test_a_challenger_is_trained_shown_beside_production_and_promoted_with_its_r
     challenger = result.version
     client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
     name = settings.model_name
-    assert client.get_model_version_by_alias(name, "production").version == champion  # production stays
-    assert client.get_model_version_by_alias(name, "challenger").version == challenger
+    assert str(client.get_model_version_by_alias(name, "production").version) == champion  # production stays
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == challenger
 
     shared = [
         *(
@@ -207,7 +207,7 @@ def test_a_challenger_is_trained_shown_beside_production_and_promoted_with_its_r
 
     promoted = _cli(env, "model", "promote")
     assert promoted.returncode == 0, promoted.stderr
-    assert client.get_model_version_by_alias(name, "production").version == challenger
+    assert str(client.get_model_version_by_alias(name, "production").version) == challenger
     with pytest.raises(Exception, match="alias"):
         client.get_model_version_by_alias(name, "challenger")  # the promoted version no longer shadows
     tags = client.get_model_version(name, challenger).tags
