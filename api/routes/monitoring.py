@@ -14,8 +14,9 @@ from api.deps import StoreDep
 from api.exceptions import InvalidInputError
 from api.monitoring_store import StoredWindow
 from api.openapi import KEY_ERROR, QUERY_ERRORS, STORE_ERROR
-from api.routes.alerts import QueryTime, _window
+from api.routes.alerts import QueryTime
 from api.schemas import MonitoringHistoryPublic, MonitoringLatestPublic, MonitoringWindowPublic
+from api.store import utc
 
 MAX_LIMIT = 1000
 MAX_CURSOR = 2**62
@@ -46,7 +47,12 @@ def window_history(
 ) -> MonitoringHistoryPublic:
     """Windows in the order they were stored, newest first, one page at a time; follow ``next_cursor`` until it is
     null to see each window exactly once, even while new ones arrive."""
-    start, _ = _window(since, None)
+    start = None
+    if since is not None:
+        try:
+            start = utc(since)
+        except OverflowError as exc:
+            raise InvalidInputError("since", "is out of the range of UTC timestamps") from exc
     after = None
     if cursor is not None:
         if not cursor.isascii() or not cursor.isdigit() or not 0 < int(cursor) < MAX_CURSOR:
