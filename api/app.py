@@ -18,7 +18,7 @@ from api.errors import install_error_handlers
 from api.metrics import LatencyMiddleware
 from api.openapi import documented_openapi
 from api.query import SingleValuedQueryMiddleware
-from api.routes import alerts, feedback, health, metrics, model, predict
+from api.routes import alerts, feedback, health, metrics, model, monitoring, predict
 from api.routes.console import mount_console
 from api.routes.docs import mount_docs
 from api.security import ApiKeyMiddleware, BodySizeLimitMiddleware
@@ -60,7 +60,15 @@ def create_app(settings: Settings, *, services: ApiServices | None = None, **par
     app.state.services = wired
     install_error_handlers(app)
     # feedback before alerts: GET /alerts/{id}/feedback must not be taken for the alert of id '{id}/feedback'
-    for router in (predict.router, feedback.router, alerts.router, model.router, health.router, metrics.router):
+    for router in (
+        predict.router,
+        feedback.router,
+        alerts.router,
+        monitoring.router,
+        model.router,
+        health.router,
+        metrics.router,
+    ):
         app.include_router(router)
     mount_console(app)
     mount_docs(app)

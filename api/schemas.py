@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from fraudstream.model.explain import describe
+from fraudstream.monitoring import MonitoringRecord, Role, Status
 from fraudstream.schemas import SEED_EXAMPLE, Alert, Explanation, Reason, TransactionFeatures, Verdict
 
 HARD_MAX_BATCH = 100_000
@@ -195,11 +196,54 @@ class SinkCheckPublic(CheckPublic):
     dead_lettered: int = Field(0, description="Dead letters written to FRAUD_TOPIC_SINK_DLQ.")
 
 
+class MonitoringStatusPublic(BaseModel):
+    """The newest monitoring window of one serving version, in short."""
+
+    model_name: str
+    model_version: str
+    role: Role
+    status: Status
+    window: int = Field(description="The version's window number.")
+    window_end: datetime
+    reasons: list[str]
+
+
+class MonitoringCheckPublic(SinkCheckPublic):
+    """The monitoring sink (fraud-monitoring into the store), and the latest status of each serving version: the
+    newest production and challenger windows (a drifted or degraded model still serves: it never fails the check)."""
+
+    versions: list[MonitoringStatusPublic] = Field(default_factory=list)
+
+
 class ReadinessPublic(BaseModel):
     status: Literal["ready", "not ready"]
     model: CheckPublic
     store: CheckPublic
     sink: SinkCheckPublic
+    monitoring: MonitoringCheckPublic
+
+
+class MonitoringWindowPublic(MonitoringRecord):
+    """One monitoring window of one model version, as the scorer published it on fraud-monitoring, with the
+    version's window number (the ``step`` of its ``live_*`` metrics in MLflow) and when the API stored it."""
+
+    window: int = Field(ge=1, description="The version's window number, 1, 2, ... in the topic's order.")
+    stored_at: datetime
+
+
+class MonitoringLatestPublic(BaseModel):
+    """The newest window of every model version seen, the most recently ended first."""
+
+    data: list[MonitoringWindowPublic]
+    count: int
+
+
+class MonitoringHistoryPublic(BaseModel):
+    """One page of monitoring windows, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    data: list[MonitoringWindowPublic]
+    count: int = Field(description="Windows on this page.")
+    next_cursor: str | None = Field(description="Cursor of the next page; null on the last page.")
 
 
 class ErrorPublic(BaseModel):

@@ -39,7 +39,6 @@ from fraudstream.kafka.produce import produce
 from fraudstream.kafka.records import OutRecord, Source
 from fraudstream.kafka.topics import BROKER_MAX_MESSAGE_BYTES
 from fraudstream.kafka.watchdog import CallAbandoned, Watchdog
-from fraudstream.schemas import Alert
 from fraudstream.settings import Settings
 from fraudstream.shutdown import Stop
 
@@ -103,7 +102,15 @@ def kafka_producer(config: dict[str, Any]) -> Any:
 
 
 class AlertSink:
-    """Consumes alerts into an AlertRepository. ``run(stop)`` blocks until ``stop`` is set."""
+    """Consumes alerts into an AlertRepository. ``run(stop)`` blocks until ``stop`` is set.
+
+    The loop knows nothing of alerts beyond three hooks a sink of another topic overrides (api/monitoring_sink.py):
+    :meth:`decode` (a message to an item, or the problem that dead-letters it), :meth:`upsert` (store items,
+    idempotently) and :meth:`after_batch` (work once a batch is stored and committed).
+    """
+
+    label = "alert sink"
+    item = "alert"
 
     def __init__(
         self,
@@ -114,22 +121,25 @@ class AlertSink:
         consumer_factory: ConsumerFactory = kafka_consumer,
         producer_factory: ProducerFactory = kafka_producer,
         client_id: str = "fraudstream-alert-sink",
+        topic: str | None = None,
+        group_id: str | None = None,
+        instance_id: str | None = None,
     ) -> None:
-        self.topic = settings.topic_alerts
+        self.topic = topic or settings.topic_alerts
         self.dlq_topic = settings.topic_sink_dlq
         self.batch_size = settings.sink_batch_size
         self.batch_timeout_s = settings.sink_batch_timeout_s
         self.store = store
         self.observer = observer
-        self.outage = OutageLog("alert sink")
+        self.outage = OutageLog(self.label)
         self._events = ClientEvents(self.outage)
-        self.health = ConsumerHealth(self.outage, settings.topic_alerts)
+        self.health = ConsumerHealth(self.outage, self.topic)
         self._config = consumer_config(
             settings.kafka(),
-            group_id=settings.sink_group_id,
+            group_id=group_id or settings.sink_group_id,
             client_id=client_id,
             read_committed=True,
-            group_instance_id=settings.sink_instance_id,
+            group_instance_id=instance_id if group_id else settings.sink_instance_id,
             session_timeout_ms=settings.sink_session_timeout_ms,
             events=self._events,
             stats=self.health.on_stats,
@@ -145,7 +155,7 @@ class AlertSink:
         self._consumer: Any = None
         self._producer: Any = None
         self._watchdog = Watchdog(
-            "alert sink",
+            self.label,
             margin_s=2.0,
             on_slow=lambda what, seconds: self.outage.failed(f"{what} has not returned for {seconds:.0f} s"),
         )
@@ -169,7 +179,7 @@ class AlertSink:
         self._watchdog.stop = stop
         self._join()
         self._update(running=True, failed=None)
-        log.info("alert sink started", extra={"topic": self.topic, "group": self._config["group.id"]})
+        log.info("%s started", self.label, extra={"topic": self.topic, "group": self._config["group.id"]})
         backoff = 0.5
         try:
             while not stop.is_set():
@@ -197,34 +207,34 @@ class AlertSink:
             self._update(running=False)
             self._close_clients()
             status = self.status()
-            log.info("alert sink stopped", extra={"stored": status.stored, "invalid": status.invalid})
+            log.info("%s stopped", self.label, extra={"stored": status.stored, "invalid": status.invalid})
 
     def _failed_batch(self, exc: Exception, backoff: float) -> None:
         if isinstance(exc, StoreError):
-            log.error("storing alerts failed, retrying in %.1f s: %s", backoff, exc)
+            log.error("%s: storing failed, retrying in %.1f s: %s", self.label, backoff, exc)
         elif isinstance(exc, _UndeliveredError):
             self.outage.failed(str(exc))
         else:
-            log.exception("processing an alert batch failed, retrying in %.1f s", backoff)
+            log.exception("%s: processing a batch failed, retrying in %.1f s", self.label, backoff)
         self._update(last_error=f"{exc.__class__.__name__}: {exc}")
 
     def process(self, messages: Sequence[Any]) -> int:
         """Validate and store one batch, dead-letter what cannot be stored, then commit the positions past it;
         returns the alerts stored."""
-        alerts: list[tuple[Alert, Any]] = []
+        alerts: list[tuple[Any, Any]] = []
         problems: list[tuple[Any, AlertProblem]] = []
         for message in messages:
             error = message.error()
             if error is not None:
                 self._on_kafka_error(error)
                 continue
-            decoded = decode_alert(message)
+            decoded = self.decode(message)
             if isinstance(decoded, AlertProblem):
                 problems.append((message, decoded))
             else:
                 alerts.append((decoded, message))
         try:
-            stored = self.store.upsert_many([alert for alert, _ in alerts])
+            stored = self.upsert([alert for alert, _ in alerts])
         except StoreError as exc:
             if exc.transient:
                 raise
@@ -246,19 +256,32 @@ class AlertSink:
                 self.observer.stored(stored)
             if problems:
                 self.observer.invalid(len(problems))
+        self.after_batch()
         return stored
 
-    def _store_one_by_one(self, alerts: Sequence[tuple[Alert, Any]]) -> tuple[int, list[tuple[Any, AlertProblem]]]:
+    # ---- what a sink of another topic overrides ---------------------------------------------------------------
+    def decode(self, message: Any) -> Any:
+        """The message as the item to store, or the AlertProblem that sends it to the DLQ."""
+        return decode_alert(message)
+
+    def upsert(self, items: Sequence[Any]) -> int:
+        """Store the items in one transaction, idempotently (StoreError when the store fails or refuses them)."""
+        return self.store.upsert_many(items)
+
+    def after_batch(self) -> None:
+        """Called once a batch (possibly empty) is stored and its positions committed; must not raise."""
+
+    def _store_one_by_one(self, alerts: Sequence[tuple[Any, Any]]) -> tuple[int, list[tuple[Any, AlertProblem]]]:
         """After the store refused a batch's data: store each alert alone; those refused go to the DLQ."""
         stored = 0
         refused: list[tuple[Any, AlertProblem]] = []
         for alert, message in alerts:
             try:
-                stored += self.store.upsert_many([alert])
+                stored += self.upsert([alert])
             except StoreError as exc:
                 if exc.transient:
                     raise
-                refused.append((message, AlertProblem(STORE_REFUSED, "alert", f"the store refused it: {exc}"[:400])))
+                refused.append((message, AlertProblem(STORE_REFUSED, self.item, f"the store refused it: {exc}"[:400])))
         return stored, refused
 
     # ---- the dead-letter topic --------------------------------------------------------------------------------
@@ -266,7 +289,8 @@ class AlertSink:
         """Write each problem to the sink's DLQ and wait for Kafka to take them all (else _UndeliveredError)."""
         for message, problem in problems:
             log.warning(
-                "alert not stored, sent to %s",
+                "%s: message not stored, sent to %s",
+                self.label,
                 self.dlq_topic,
                 extra={"partition": message.partition(), "offset": message.offset(), "reason": problem.reason},
             )
@@ -325,7 +349,7 @@ class AlertSink:
         if remaining or other:
             self._drop_producer()  # its queue would deliver them again next to the retried ones
             reason = describe(other[0]) if other else f"{remaining} still queued after {CALL_TIMEOUT_S:g} s"
-            raise _UndeliveredError(f"dead letters of the alert sink not delivered ({reason})")
+            raise _UndeliveredError(f"dead letters of the {self.label} not delivered ({reason})")
         return [(record, describe(error)) for record, error in failures]
 
     def _drop_producer(self) -> None:
@@ -361,7 +385,7 @@ class AlertSink:
         self._events.error(error)  # the outage log when the broker is away, else a rate-limited line
 
     def _rejoin(self, reason: str, stop: Stop) -> None:
-        log.warning("replacing the alert sink's consumer (%s)", reason)
+        log.warning("replacing the %s's consumer (%s)", self.label, reason)
         self._update(replaced=self.status().replaced + 1)
         self._close_consumer()
         if not stop.wait(1.0):
@@ -385,10 +409,10 @@ class AlertSink:
                 "closing the consumer", holder[0].close, timeout_s=CALL_TIMEOUT_S, margin_s=0.0, stop_grace_s=2.5
             )
         except CallAbandoned:
-            log.warning("the alert sink's consumer did not close in time: left behind")
+            log.warning("the %s's consumer did not close in time: left behind", self.label)
             return
         except KafkaException as exc:
-            log.warning("closing the alert sink's consumer failed: %s", describe(exc))
+            log.warning("closing the %s's consumer failed: %s", self.label, describe(exc))
         self._watchdog.dispose("consumer", holder)
 
     def _commit(self, messages: Sequence[Any]) -> None:

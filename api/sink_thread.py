@@ -1,4 +1,4 @@
-"""The alert sink inside the API process: a daemon thread the app's lifespan starts and stops.
+"""A sink (alerts, monitoring) inside the API process: a daemon thread the app's lifespan starts and stops.
 
 Kafka errors never stop the sink (it rides out outages and replaces its consumer); should it stop on anything
 else (a bug), the thread logs it, /readyz reports it, and the sink starts again after a back-off.
@@ -19,8 +19,9 @@ RESTART_BACKOFF_S = (1.0, 30.0)
 class SinkThread:
     """Runs an AlertSink in a daemon thread inside the API process; ``stop()`` ends it after the current batch."""
 
-    def __init__(self, sink: AlertSink) -> None:
+    def __init__(self, sink: AlertSink, name: str = "alert-sink") -> None:
         self.sink = sink
+        self.name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.restarts = 0
@@ -31,7 +32,7 @@ class SinkThread:
 
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="alert-sink", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -40,7 +41,9 @@ class SinkThread:
             try:
                 self.sink.run(self._stop)
             except Exception:
-                log.exception("the alert sink stopped on an error (/readyz reports it); restarting in %.0f s", backoff)
+                log.exception(
+                    "the %s stopped on an error (/readyz reports it); restarting in %.0f s", self.name, backoff
+                )
                 if self._stop.wait(backoff):
                     return
                 self.restarts += 1
@@ -51,4 +54,4 @@ class SinkThread:
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.warning("the alert sink did not stop within %.0f s", timeout)
+                log.warning("the %s did not stop within %.0f s", self.name, timeout)

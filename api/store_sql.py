@@ -69,6 +69,32 @@ feedback_table = sa.Table(
     sa.Index("ix_feedback_published_at", "published_at"),
 )
 
+monitoring_table = sa.Table(
+    "monitoring_windows",
+    metadata,
+    # The scorer's monitoring records (fraud-monitoring), one row per window of one model version. ``seq`` orders
+    # the rows by arrival (the history's cursor); ``window`` numbers a version's windows 1, 2, ... in the order
+    # their records reached the store (a version's records share a partition, so the order is the topic's).
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("window_id", sa.String(), nullable=False, unique=True),
+    sa.Column("model_name", sa.String(), nullable=False),
+    sa.Column("model_version", sa.String(), nullable=False),
+    sa.Column("window", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("scorer", sa.String(), nullable=False),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+    # The MLflow writer's outbox: set once the window's metrics are on the version's run (or why they never will be).
+    sa.Column("mlflow_logged_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("mlflow_note", sa.Text, nullable=True),
+    sa.UniqueConstraint("model_name", "model_version", "window", name="uq_monitoring_version_window"),
+    sa.Index("ix_monitoring_window_end", "window_end"),
+    sa.Index("ix_monitoring_mlflow_pending", "mlflow_logged_at", "seq"),
+)
+
 leases_table = sa.Table(
     "leases",
     metadata,

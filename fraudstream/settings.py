@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         description="When the registered model has the challenger alias, score each batch with it too (no alerts) "
         "and monitor it on the same windows (monitoring on only).",
     )
+    monitor_to_mlflow: bool = Field(
+        True,
+        description="The API logs each stored monitoring window as live_f1, live_precision, live_recall, score_psi "
+        "and max_feature_psi (step = the version's window number) on the version's MLflow run; one writer at a "
+        "time across API replicas sharing a store (a lease in it).",
+    )
     model_poll_interval_s: PositiveSeconds = Field(10.0, description="How often the registry alias is checked.")
     scorer_transactional_id: str | None = Field(
         None,
@@ -213,7 +219,8 @@ class Settings(BaseSettings):
         "challenger",
         min_length=1,
         pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
-        description="Registry alias of the version scored in production's shadow (see FRAUD_MONITOR_CHALLENGER).",
+        description="Registry alias of the version scored in production's shadow (see FRAUD_MONITOR_CHALLENGER): "
+        "`fraudstream train --as-challenger` sets it, `fraudstream model promote` moves the serving alias to it.",
     )
     min_f1: float = Field(0.91, ge=0.0, le=1.0, description="Gate: a model registers only when test F1 >= this.")
     gate_rule: Literal["point", "ci_low"] = Field(

@@ -45,4 +45,9 @@ class TrainConfig(BaseModel):
     )
     n_jobs: int = Field(-1, description="Cores for fitting (-1: all).")
     bootstrap_rounds: int = Field(1000, ge=100, description="Resamples for the F1 interval and the comparisons.")
+    as_challenger: bool = Field(
+        False,
+        description="Past the gate, register under the challenger alias (scored in production's shadow) instead "
+        "of promoting or keeping it aside by the offline comparison.",
+    )
     synthetic_rows: int = Field(100_000, ge=1000, description="Size of the synthetic set when no CSV is present.")

@@ -24,6 +24,7 @@ class Outcome(enum.Enum):
     PROMOTED = 0
     REGISTERED = 3  # registered, production left where it is
     REFUSED = 4  # below the gate: nothing registered
+    CHALLENGER = 5  # registered under the challenger alias (train --as-challenger), production left where it is
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,23 @@ class Decision:
         if self.champion is not None and self.champion.comparison is not None:
             metrics |= self.champion.comparison.metrics()
         return metrics
+
+
+def as_challenger(candidate: Candidate, champion: Champion | None) -> Decision:
+    """For a candidate that passed the gate and was asked to shadow production (``train --as-challenger``): the
+    challenger alias, whatever the offline comparison says (live windows decide; the comparison is recorded for
+    ``fraudstream model status``). With no version serving yet there is nothing to shadow: it is promoted."""
+    passed = f"{candidate.describe()} passes the gate ({candidate.bar()})"
+    if champion is None:
+        return Decision(
+            Outcome.PROMOTED, f"{passed} and no version serves yet (nothing to shadow): promoted", candidate
+        )
+    if champion.comparison is None:
+        where = f"no fair offline comparison with production v{champion.version} ({champion.rows_note})"
+    else:
+        where = f"offline on {champion.rows_note}: {champion.comparison.summary()}"
+    reason = f"{passed}; {where}: registered as challenger, scored in the shadow of production v{champion.version}"
+    return Decision(Outcome.CHALLENGER, reason, candidate, champion)
 
 
 def refused(candidate: Candidate) -> Decision:

@@ -123,7 +123,10 @@ def decide(
             rounds=config.bootstrap_rounds,
             seed=config.seed,
         )
-        decision = gate.promotion(candidate.gate, champion)
+        if config.as_challenger:
+            decision = gate.as_challenger(candidate.gate, champion)
+        else:
+            decision = gate.promotion(candidate.gate, champion)
         version = register(settings, registry, candidate, decision, model_uri, run_id)
     mlflow.log_metrics(decision.metrics())
     mlflow.set_tags(decision.tags() | ({"registered_version": version} if version else {}))
@@ -148,4 +151,6 @@ def register(
     version = tracking.register(registry.client, settings.model_name, model_uri, run_id, tags, description)
     if decision.outcome is gate.Outcome.PROMOTED:
         registry.client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
+    elif decision.outcome is gate.Outcome.CHALLENGER:
+        registry.client.set_registered_model_alias(settings.model_name, settings.model_challenger_alias, version)
     return version

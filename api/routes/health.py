@@ -10,7 +10,16 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from api.exceptions import StoreError
-from api.schemas import CheckPublic, HealthPublic, ReadinessPublic, SinkCheckPublic
+from api.monitoring_store import StoredWindow
+from api.schemas import (
+    CheckPublic,
+    HealthPublic,
+    MonitoringCheckPublic,
+    MonitoringStatusPublic,
+    ReadinessPublic,
+    SinkCheckPublic,
+)
+from api.sink_thread import SinkThread
 
 router = APIRouter(tags=["health"])
 
@@ -28,8 +37,9 @@ async def healthz() -> HealthPublic:
     responses={503: {"model": ReadinessPublic, "description": "Not ready; each failing check says why."}},
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """200 when a model is loaded, the store answers and the in-process sink (if any) holds partitions, reaches
-    the broker and has measured its lag (within FRAUD_API_READY_MAX_SINK_LAG when set); else 503 saying which."""
+    """200 when a model is loaded, the store answers and the in-process sinks (alerts and monitoring, if run here)
+    hold partitions, reach the broker and have measured their lag (within FRAUD_API_READY_MAX_SINK_LAG when set);
+    else 503 saying which. ``monitoring.versions`` gives the latest monitoring status of each serving version."""
     model = services.models.current
     model_check = CheckPublic(
         ok=model is not None,
@@ -40,18 +50,55 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         store_check = CheckPublic(ok=True, detail=f"{services.store.dialect} answers")
     except StoreError as exc:
         store_check = CheckPublic(ok=False, detail=str(exc))
-    readiness = ReadinessPublic(status="ready", model=model_check, store=store_check, sink=_sink_check(services))
-    ready = model_check.ok and store_check.ok and readiness.sink.ok
+    monitoring = MonitoringCheckPublic(
+        **_sink_check(services.monitoring_sink, services).model_dump(),
+        versions=await asyncio.to_thread(_serving_windows, services) if store_check.ok else [],
+    )
+    readiness = ReadinessPublic(
+        status="ready",
+        model=model_check,
+        store=store_check,
+        sink=_sink_check(services.sink, services),
+        monitoring=monitoring,
+    )
+    ready = model_check.ok and store_check.ok and readiness.sink.ok and monitoring.ok
     readiness = readiness.model_copy(update={"status": "ready" if ready else "not ready"})
     return JSONResponse(readiness.model_dump(mode="json"), status_code=200 if ready else 503)
 
 
-def _sink_check(services: ServicesDep) -> SinkCheckPublic:
-    if services.sink is None:
+def _serving_windows(services: ServicesDep) -> list[MonitoringStatusPublic]:
+    """The newest production window, the newest challenger window, and the newest window of the version this API
+    serves if neither is it."""
+    try:
+        latest = services.store.monitoring.latest()
+    except StoreError:
+        return []
+    chosen: list[StoredWindow] = []
+    for role in ("production", "challenger"):
+        chosen += [window for window in latest if window.record.role == role][:1]
+    model = services.models.current
+    if model is not None and all(w.record.model_version != model.version for w in chosen):
+        chosen += [w for w in latest if (w.record.model_name, w.record.model_version) == (model.name, model.version)]
+    return [
+        MonitoringStatusPublic(
+            model_name=w.record.model_name,
+            model_version=w.record.model_version,
+            role=w.record.role,
+            status=w.record.status,
+            window=w.window,
+            window_end=w.record.window_end,
+            reasons=w.record.reasons,
+        )
+        for w in chosen
+    ]
+
+
+def _sink_check(thread: SinkThread | None, services: ServicesDep) -> SinkCheckPublic:
+    if thread is None:
         return SinkCheckPublic(ok=True, detail="not run in this process (`fraudstream sink` runs it)")
-    status = services.sink.sink.status()
+    status = thread.sink.status()
     limit = services.settings.api_ready_max_sink_lag
-    if status.failed or not services.sink.alive:
+    if status.failed or not thread.alive:
         ok, detail = False, f"stopped: {status.failed or 'not running'}"
     elif status.problems:
         ok, detail = False, "; ".join(status.problems)

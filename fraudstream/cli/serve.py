@@ -24,7 +24,8 @@ SERVE_HELP = (
     "stops cleanly."
 )
 SINK_HELP = (
-    "Consume the fraud-alerts topic (read_committed) into the alert store, once for all the API replicas."
+    "Consume the fraud-alerts topic (read_committed) into the alert store, once for all the API replicas, and "
+    "fraud-monitoring into its monitoring_windows table (a second sink, its own group)."
     "\n\nUse it with FRAUD_API_RUN_SINK=false on the replicas. Offsets are committed only after the store write, "
     "so a restart resumes where it stopped and stores nothing twice. Ctrl-C or SIGTERM stops after the batch."
 )
@@ -98,6 +99,7 @@ def sink(
     status_interval: float = typer.Option(10.0, "--status-interval", min=0.5, help="Seconds between status lines."),
 ) -> None:
     """Run the alert sink as its own process (help text: SINK_HELP)."""
+    from api.monitoring_sink import MonitoringSink, monitoring_group
     from api.sink import AlertSink
     from api.store import AlertRepository
     from fraudstream.shutdown import GracefulStop
@@ -106,28 +108,41 @@ def sink(
     store = AlertRepository.from_url(settings.alert_store)
     store.create_schema()
     alert_sink = AlertSink(settings, store)
+    monitoring_sink = MonitoringSink(settings, store)
     failure: list[BaseException] = []
     console.print(
         f"alert sink: [bold]{settings.topic_alerts}[/bold] on {settings.bootstrap_servers} "
         f"(group {settings.sink_group_id}) -> {store.describe()}",
         soft_wrap=True,
     )
+    console.print(
+        f"monitoring sink: [bold]{settings.topic_monitoring}[/bold] (group {monitoring_group(settings)[0]})",
+        soft_wrap=True,
+    )
     with GracefulStop() as stop:
 
-        def run() -> None:
+        def run(one: AlertSink) -> None:
             try:
-                alert_sink.run(stop)
+                one.run(stop)
             except BaseException as exc:
                 failure.append(exc)
                 stop.set()
 
-        worker = threading.Thread(target=run, name="alert-sink", daemon=True)
-        worker.start()
+        workers = [
+            threading.Thread(target=run, args=(one,), name=one.label.replace(" ", "-"), daemon=True)
+            for one in (alert_sink, monitoring_sink)
+        ]
+        for worker in workers:
+            worker.start()
         started = time.monotonic()
-        while worker.is_alive() and not stop.wait(status_interval):
+        while all(worker.is_alive() for worker in workers) and not stop.wait(status_interval):
             _status_line(alert_sink, time.monotonic() - started)
-        worker.join()
+            _status_line(monitoring_sink, time.monotonic() - started)
+        stop.set()
+        for worker in workers:
+            worker.join()
     _status_line(alert_sink, time.monotonic() - started)
+    _status_line(monitoring_sink, time.monotonic() - started)
     store.engine.dispose()
     from fraudstream.kafka.watchdog import exit_process
 
@@ -143,7 +158,7 @@ def _status_line(alert_sink: AlertSink, elapsed: float) -> None:
     status = alert_sink.status()
     lag = "?" if status.lag is None else str(status.lag)
     line = (
-        f"[dim]{elapsed:7.0f} s[/dim]  stored {status.stored:,}  invalid {status.invalid:,} (to "
+        f"[dim]{elapsed:7.0f} s[/dim]  {alert_sink.label}: stored {status.stored:,}  invalid {status.invalid:,} (to "
         f"{alert_sink.dlq_topic})  lag {lag}  partitions {status.assigned}"
     )
     if status.problems:

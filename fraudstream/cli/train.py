@@ -37,8 +37,8 @@ class GateRuleChoice(str, enum.Enum):
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 promoted to production; 3 registered but not promoted (worse than production on rows "
-    "neither trained on, or no fair comparison possible); 4 refused by the gate (nothing registered); 1 error; "
-    "2 bad configuration."
+    "neither trained on, or no fair comparison possible); 4 refused by the gate (nothing registered); 5 registered "
+    "as challenger (--as-challenger); 1 error; 2 bad configuration."
 )
 
 
@@ -152,6 +152,12 @@ def train(
         help="Use analysts' verdicts (the fraud-feedback topic, FRAUD_TOPIC_FEEDBACK) as the labels of the rows "
         "they name, overriding the CSV's Class, before the holdout is chosen; logs how many labels changed.",
     ),
+    as_challenger: bool = typer.Option(
+        False,
+        "--as-challenger",
+        help="Past the F1 gate, register it under the challenger alias (FRAUD_MODEL_CHALLENGER_ALIAS): the scorer "
+        "scores it in production's shadow; `fraudstream model promote` makes it serve. Promoted if none serves.",
+    ),
 ) -> None:
     """Train SMOTE + RandomForest, track the run in MLflow, and register/promote it if it passes the gate."""
     from trainer.config import TrainConfig
@@ -175,11 +181,14 @@ def train(
         time_encoding=time_encoding.value,
         n_jobs=n_jobs,
         feedback=feedback,
+        as_challenger=as_challenger,
     )
     console.print(f"MLflow store: [bold]{settings.tracking_uri}[/bold]  model: [bold]{settings.model_name}[/bold]")
     result = run_training(settings, config, RichReporter())
     console.print(render_result(result))
-    style = {Outcome.PROMOTED: "green", Outcome.REGISTERED: "yellow", Outcome.REFUSED: "red"}[result.outcome]
+    style = {Outcome.PROMOTED: "green", Outcome.REGISTERED: "yellow", Outcome.REFUSED: "red"}.get(
+        result.outcome, "cyan"
+    )
     console.print(f"[{style}]{escape(result.decision.reason)}[/{style}]")
     if result.outcome is Outcome.REFUSED:
         console.print("  To accept a lower score, run again with e.g. [bold]--min-f1 0.80[/bold] (or FRAUD_MIN_F1).")
@@ -197,5 +206,6 @@ def register(app: typer.Typer) -> None:
             "fraudstream train --split time --test-size 0.25",
             "fraudstream train --gate-rule ci_low --min-f1 0.85",
             "fraudstream train --feedback",
+            "fraudstream train --as-challenger && fraudstream model status",
         ),
     )(train)

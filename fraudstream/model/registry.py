@@ -57,10 +57,14 @@ class ModelRegistry:
 
     def serving_version(self) -> VersionRef | None:
         """The version holding the alias, or None when there is no such model or alias yet."""
+        return self.version_with_alias(self.alias)
+
+    def version_with_alias(self, alias: str) -> VersionRef | None:
+        """The version holding ``alias`` (e.g. the challenger's), or None when there is no such model or alias."""
         from mlflow.exceptions import MlflowException
 
         try:
-            found = self.client.get_model_version_by_alias(self.name, self.alias)
+            found = self.client.get_model_version_by_alias(self.name, alias)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None

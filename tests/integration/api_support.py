@@ -85,6 +85,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "sink_session_timeout_ms",
         "sink_instance_id",
         "topic_sink_dlq",
+        "topic_monitoring",
     )
     return child_env(fields_of(settings, names), **extra)
 

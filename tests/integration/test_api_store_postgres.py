@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from monitoring_records import monitoring_record
 
 from api.app import create_app
 from api.store import AlertFilter, AlertRepository
@@ -74,7 +75,7 @@ def store(postgres_url: str) -> Iterator[AlertRepository]:
     repository.create_schema()
     yield repository
     with repository.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases, monitoring_windows")
     repository.engine.dispose()
 
 
@@ -122,6 +123,22 @@ def test_upserts_pages_and_stats_on_postgresql(store: AlertRepository) -> None:
     assert store.count(AlertFilter(since=T0 + timedelta(hours=1), min_score=0.95)) == 1  # tx-00003 at 13:00
 
 
+def test_monitoring_windows_are_numbered_paged_and_marked_on_postgresql(store: AlertRepository) -> None:
+    records = [monitoring_record(i, version=str(1 + i % 2)) for i in range(5)]
+    assert store.monitoring.upsert_many(records) == 5
+    assert store.monitoring.upsert_many(records[:2]) == 0  # redelivered: stored once, numbers kept
+    latest = store.monitoring.latest()
+    assert [(w.record.model_version, w.window) for w in latest] == [("1", 3), ("2", 2)]
+    assert latest[0].record == records[4]  # every field, times in UTC whatever the session's zone
+    first = store.monitoring.page(limit=3)
+    rest = store.monitoring.page(limit=3, after=first.next_cursor)
+    assert [w.record for w in first.windows + rest.windows] == records[::-1]
+    assert rest.next_cursor is None
+    assert [w.window for w in store.monitoring.page(since=records[3].window_end, model_version="2").windows] == [2]
+    store.monitoring.mark_mlflow([(w.seq, None) for w in store.monitoring.pending_mlflow()[:4]])
+    assert [w.record for w in store.monitoring.pending_mlflow()] == [records[4]]
+
+
 def test_the_api_pages_alerts_from_postgresql(postgres_url: str, store: AlertRepository, tmp_path: Path) -> None:
     store.upsert_many([_alert(i, T0 + timedelta(seconds=i // 3)) for i in range(12)])
     settings = load_settings(state_dir=tmp_path, alert_store_url=postgres_url, api_run_sink=False)
@@ -145,7 +162,7 @@ def test_the_api_pages_alerts_from_postgresql(postgres_url: str, store: AlertRep
 def test_reasons_verdicts_stats_and_an_older_table_on_postgresql(postgres_url: str) -> None:
     engine = sa.create_engine(postgres_url, connect_args={"options": "-c TimeZone=Asia/Kolkata"})
     with engine.begin() as conn:  # the alerts table as the first release created it
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases, monitoring_windows")
         conn.exec_driver_sql(
             "CREATE TABLE alerts (transaction_id VARCHAR PRIMARY KEY, score FLOAT NOT NULL, threshold FLOAT NOT NULL, "
             "model_name VARCHAR NOT NULL, model_version VARCHAR NOT NULL, event_time TIMESTAMPTZ NOT NULL, "
@@ -188,5 +205,5 @@ def test_reasons_verdicts_stats_and_an_older_table_on_postgresql(postgres_url: s
         assert [f.verdict for f in store.feedback.history("tx-00002")] == ["fraud", "legitimate"]
     finally:
         with engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alerts, feedback, leases, monitoring_windows")
         engine.dispose()

@@ -20,6 +20,7 @@ from fraudstream.data.synth import write_synthetic
 from fraudstream.kafka.clients import consumer_config
 from fraudstream.kafka.local.broker import LocalBroker
 from fraudstream.kafka.local.processes import free_port, process_alive
+from fraudstream.monitoring import MonitoringRecord
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings
 
@@ -89,6 +90,8 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
         "sink_group_id",
         "state_dir",
         "model_name",
+        "topic_monitoring",
+        "topic_sink_dlq",
     )
     return child_env(fields_of(settings, names), **_demo_extras(), **extra)
 
@@ -154,6 +157,13 @@ def test_demo_runs_end_to_end_and_its_summary_matches_the_topics(
     assert summary["model_versions"] == ["1"]
     assert _read_topic(settings, settings.topic_dlq) == []
     assert "live precision / recall" in demo.output
+    # The monitoring line: the windows the topic holds (none before the scorer publishes any), or that none came.
+    records = [
+        MonitoringRecord.model_validate_json(value) for value in _read_topic(settings, settings.topic_monitoring)
+    ]
+    assert {line["model_version"] for line in summary["monitoring"]} == {r.model_version for r in records}
+    assert sum(line["windows"] for line in summary["monitoring"]) == len(records)
+    assert ("monitoring v1" if records else "no monitoring record arrived") in demo.output
     assert "Where next" in demo.output
     _assert_gone(demo.service_pids())
 

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -219,6 +220,7 @@ class Demo:
             frauds += int(chunk["Class"].sum())
         self.collector = AlertCollector(self.settings)
         self.collector.start()
+        replay_began = datetime.now(timezone.utc)
         started = time.monotonic()
         stats = self._send(data, first, rows)
         scorer = next(child for child in self.supervisor.children if child.name == "scorer")
@@ -231,6 +233,7 @@ class Demo:
         self.collector.stop()
         alerted = {item.alert.transaction_id for item in self.collector.seen} & ids
         stored = self._stored(alerted)
+        monitoring = self._monitoring(replay_began)
         return summarise(
             data=str(data),
             synthetic=synthetic,
@@ -244,7 +247,21 @@ class Demo:
             seconds=seconds,
             model_name=self.settings.model_name,
             test_f1=result.evaluation.f1,
+            monitoring=monitoring,
         )
+
+    def _monitoring(self, since: datetime) -> list[Any]:
+        """The replay's monitoring windows per version, from fraud-monitoring (read_committed); [] if none."""
+        from fraudstream.cli.demo.report import monitoring_lines
+        from fraudstream.exceptions import BrokerError
+        from fraudstream.kafka.monitoring_feed import read_monitoring
+
+        try:
+            records = read_monitoring(self.settings, idle_s=2.0)
+        except BrokerError as exc:
+            self.console.print(f"  [yellow]cannot read {self.settings.topic_monitoring}[/yellow]: {exc}")
+            return []
+        return monitoring_lines(records, self.settings.model_name, since)
 
     def _send(self, data: Path, first: int, rows: int) -> Any:
         from fraudstream.cli.stream import replay_progress
@@ -293,6 +310,8 @@ class Demo:
         env = dict(os.environ)
         env["FRAUD_KAFKA_BOOTSTRAP"] = self.settings.bootstrap_servers
         env["FRAUD_STATE_DIR"] = str(self.settings.state_dir.resolve())
+        # A few monitoring windows within the replay (unless the user chose): the summary shows them.
+        env.setdefault("FRAUD_MONITOR_WINDOW_ROWS", str(max(100, self.options.rows // 4)))
         return env
 
     def _cleanup(self) -> None:

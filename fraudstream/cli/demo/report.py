@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +14,53 @@ from rich.markup import escape
 from rich.table import Table
 
 from fraudstream.cli.demo.observe import SeenAlert
+from fraudstream.monitoring import MonitoringRecord
 from fraudstream.schemas import SEED_EXAMPLE
 from fraudstream.settings import Settings
+
+
+@dataclass(frozen=True)
+class MonitoringLine:
+    """One version's monitoring windows of the replay: live metrics pooled over them, the newest status."""
+
+    model_version: str
+    role: str
+    windows: int
+    scored: int
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    max_feature_psi: float
+    worst_feature: str | None
+    status: str
+
+
+def monitoring_lines(records: Sequence[MonitoringRecord], model_name: str, since: datetime) -> list[MonitoringLine]:
+    """The monitoring records of ``model_name`` whose window ended after ``since``, one line per version."""
+    from fraudstream.kafka.monitoring_feed import LatestWindows
+
+    latest = LatestWindows()
+    for record in records:
+        if record.model_name == model_name and record.window_end >= since:
+            latest.add(record)
+    lines = []
+    for seen in latest.newest_first():
+        worst = max(seen.latest.feature_psi, key=seen.latest.feature_psi.__getitem__, default=None)
+        lines.append(
+            MonitoringLine(
+                model_version=seen.latest.model_version,
+                role=seen.latest.role,
+                windows=seen.windows,
+                scored=seen.scored,
+                precision=seen.confusion.precision,
+                recall=seen.confusion.recall,
+                f1=seen.confusion.f1,
+                max_feature_psi=seen.latest.max_feature_psi,
+                worst_feature=worst,
+                status=seen.latest.status,
+            )
+        )
+    return lines
 
 
 @dataclass(frozen=True)
@@ -38,6 +85,8 @@ class DemoSummary:
     model_name: str
     model_versions: list[str]
     test_f1: float
+    monitoring: list[MonitoringLine] = field(default_factory=list)
+    """Per model version, its windows of this replay on fraud-monitoring; empty when none was committed."""
 
     def write_json(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -57,6 +106,7 @@ def summarise(
     seconds: float,
     model_name: str,
     test_f1: float,
+    monitoring: Sequence[MonitoringLine] = (),
 ) -> DemoSummary:
     """Live quality against the replayed labels, from the alerts a subscriber actually received."""
     ours = {item.alert.transaction_id: item for item in seen if item.alert.transaction_id in replayed_ids}
@@ -85,6 +135,7 @@ def summarise(
         model_name=model_name,
         model_versions=sorted({item.alert.model_version for item in alerts}, key=int),
         test_f1=test_f1,
+        monitoring=list(monitoring),
     )
 
 
@@ -121,6 +172,24 @@ def render(console: Console, summary: DemoSummary, settings: Settings) -> None:
         ("event → alert latency", latency),
         ("model", f"{summary.model_name} v{', v'.join(summary.model_versions) or '?'}"),
     ]
+    for line in summary.monitoring:
+        worst = f" ({line.worst_feature})" if line.worst_feature else ""
+        rows.append(
+            (
+                f"monitoring v{line.model_version}",
+                f"{line.role}: live precision / recall / F1 {_ratio(line.precision)} / {_ratio(line.recall)} / "
+                f"{_ratio(line.f1)} over {line.windows} window(s) ({line.scored:,} scored), "
+                f"max feature PSI {line.max_feature_psi:.3f}{worst}, status {line.status}",
+            )
+        )
+    if not summary.monitoring:
+        rows.append(
+            (
+                "monitoring",
+                f"no monitoring record arrived on {settings.topic_monitoring} (a window closes after "
+                f"{settings.monitor_window_rows:,} transactions or {settings.monitor_window_s:g} s)",
+            )
+        )
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

@@ -37,6 +37,7 @@ def unit_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "alert_store_url": f"sqlite:///{tmp_path / 'alerts.db'}",
         "api_run_sink": False,
         "model_poll_interval_s": 3600,  # tests move the alias and call refresh() themselves
+        "monitor_to_mlflow": False,
     }
     return load_settings(**{**defaults, **overrides})
 
@@ -56,9 +57,14 @@ def make_client(tmp_path: Path, small_forest: SmallForest, feedback_topic: FakeF
     clients: list[TestClient] = []
 
     def make(
-        *, registry: FakeRegistry | None = None, consumer_factory: Callable[..., Any] | None = None, **overrides: Any
+        *,
+        registry: FakeRegistry | None = None,
+        consumer_factory: Callable[..., Any] | None = None,
+        monitoring_consumer_factory: Callable[..., Any] | None = None,
+        **overrides: Any,
     ) -> TestClient:
-        """A started app; with ``consumer_factory`` the sink runs in it on that (fake) consumer."""
+        """A started app; with ``consumer_factory`` the alert sink runs in it on that (fake) consumer, with
+        ``monitoring_consumer_factory`` the monitoring sink on that one."""
         settings = unit_settings(tmp_path, **overrides)
         store = AlertRepository.from_url(settings.alert_store)
         publisher = FeedbackPublisher(
@@ -78,6 +84,8 @@ def make_client(tmp_path: Path, small_forest: SmallForest, feedback_topic: FakeF
             store=store,
             run_sink=consumer_factory is not None,
             consumer_factory=consumer_factory,
+            run_monitoring_sink=monitoring_consumer_factory is not None,
+            monitoring_consumer_factory=monitoring_consumer_factory,
             feedback=publisher,
             producer_factory=lambda config: FakeProducer(),
         )

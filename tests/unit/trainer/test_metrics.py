@@ -85,7 +85,7 @@ def test_gate_outcomes() -> None:
     assert unfair.outcome is gate.Outcome.REGISTERED
     assert "cannot be compared fairly" in unfair.reason
     assert "another file" in unfair.reason
-    assert [o.value for o in gate.Outcome] == [0, 3, 4]
+    assert [o.value for o in gate.Outcome] == [0, 3, 4, 5]  # 5: registered as challenger (--as-challenger)
 
 
 def test_the_interval_rule_gates_on_the_lower_bound() -> None:
