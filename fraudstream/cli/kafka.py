@@ -145,22 +145,14 @@ def topics(
 ) -> None:
     """Create the flow's topics (transactions, fraud-alerts, DLQ, compacted fraud-feedback) where missing; existing
     ones are left as they are."""
-    from fraudstream.kafka.topics import (
-        COMPACTED,
-        ensure_topics,
-        feedback_topics,
-        min_insync_replicas_for,
-        standard_topics,
-    )
+    from fraudstream.kafka.topics import ensure_feedback_topic, ensure_flow_topics, min_insync_replicas_for
 
     settings, cluster = _local(nodes, topic_partitions=partitions)
     if cluster is not None and not cluster.status().any_running:
         raise BrokerError(f"no local broker runs on {settings.bootstrap_servers}: start it with `fraudstream kafka up`")
     replication = settings.topic_replication_factor
-    report = ensure_topics(settings.kafka(), standard_topics(settings), replication_factor=replication, timeout=timeout)
-    compacted = ensure_topics(
-        settings.kafka(), feedback_topics(settings), replication_factor=replication, timeout=timeout, config=COMPACTED
-    )
+    report = ensure_flow_topics(settings, timeout=timeout)
+    compacted = ensure_feedback_topic(settings, timeout=timeout)
     console.print(f"Topics on [bold]{settings.bootstrap_servers}[/bold]", soft_wrap=True)
     if replication:
         min_isr = min_insync_replicas_for(replication)

@@ -123,7 +123,7 @@ class Demo:
 
     def _broker(self) -> None:
         from fraudstream.kafka.local.layout import local_cluster
-        from fraudstream.kafka.topics import ensure_topics, probe_cluster, standard_topics
+        from fraudstream.kafka.topics import ensure_flow_topics, probe_cluster
 
         if self.settings.uses_local_broker:
             broker = local_cluster(self.settings)
@@ -139,11 +139,7 @@ class Demo:
         else:
             info = probe_cluster(self.settings.kafka())
             self.console.print(f"  using the cluster at {info.bootstrap} (FRAUD_KAFKA_BOOTSTRAP)")
-        report = ensure_topics(
-            self.settings.kafka(),
-            standard_topics(self.settings),
-            replication_factor=self.settings.topic_replication_factor,
-        )
+        report = ensure_flow_topics(self.settings)
         self.console.print(f"  topics: {', '.join(sorted(report.partitions))}")
 
     def _train(self, data: Path) -> Any:
