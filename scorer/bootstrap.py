@@ -91,8 +91,8 @@ def build_producer(
             "message.max.bytes": message_max_bytes,
             # Right after a commit the coordinator is still writing that transaction's markers and answers the
             # next AddOffsetsToTxn with CONCURRENT_TRANSACTIONS; librdkafka then waits retry.backoff.ms (100 ms by
-            # default) before retrying. The Java client uses 20 ms for this case (KAFKA-5477); measured here, a
-            # short back-off halves send_offsets_to_transaction (~50 -> ~21 ms on average a batch, cold broker).
+            # default) before retrying. The Java client uses 20 ms for this case (KAFKA-5477); a short back-off
+            # halves send_offsets_to_transaction a batch (benchmarks/README.md, "What was tuned, measured").
             "retry.backoff.ms": 10,
         },
     )
