@@ -1,15 +1,21 @@
-"""The alert sink inside the API process: a daemon thread the app's lifespan starts and stops.
+"""The alert sink in a thread of its own: inside the API process (:class:`SinkThread`, which the app's lifespan
+starts and stops), or as the one sink of several replicas (:func:`run_sink`, what ``fraudstream sink`` calls).
 
-Kafka errors never stop the sink (it rides out outages and replaces its consumer); should it stop on anything
-else (a bug), the thread logs it, /readyz reports it, and the sink starts again after a back-off.
+Kafka errors never stop the sink (it rides out outages and replaces its consumer). Should it stop on anything
+else (a bug), the API's thread logs it, /readyz reports it, and the sink starts again after a back-off; the
+stand-alone sink stops and raises it, so its supervisor sees a failed process and restarts it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from api.sink import AlertSink
+from api.store import AlertRepository
+from fraudstream.settings import Settings
+from fraudstream.shutdown import Stop
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +58,45 @@ class SinkThread:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning("the alert sink did not stop within %.0f s", timeout)
+
+
+def run_sink(
+    settings: Settings,
+    stop: Stop,
+    *,
+    on_start: Callable[[AlertSink], None] | None = None,
+    on_status: Callable[[AlertSink], None] | None = None,
+    status_interval_s: float = 10.0,
+) -> None:
+    """Run the alert sink into the store ``settings`` names until ``stop`` is set, then return.
+
+    The sink works in a thread, so the caller's thread stays free for signals and for ``on_status`` (every
+    ``status_interval_s``, and once at the end); ``on_start`` sees the sink before it consumes. Whatever stopped the
+    sink other than ``stop`` is raised, after the store's connections are closed.
+    """
+    store = AlertRepository.from_url(settings.alert_store)
+    store.create_schema()
+    sink = AlertSink(settings, store)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            sink.run(stop)
+        except BaseException as exc:
+            failure.append(exc)
+
+    if on_start is not None:
+        on_start(sink)
+    worker = threading.Thread(target=work, name="alert-sink", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(status_interval_s)
+            if worker.is_alive() and on_status is not None:
+                on_status(sink)
+    finally:
+        if on_status is not None:
+            on_status(sink)
+        store.engine.dispose()
+    if failure:
+        raise failure[0]

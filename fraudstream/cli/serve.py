@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import signal
-import threading
 import time
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -57,7 +56,7 @@ def serve(
     )
     server = _server_class()(config)
     # Everything imported so far (MLflow, sklearn, pandas: ~200k objects) lives as long as the process. Freezing it
-    # keeps Python's full garbage collections from walking it again (measured: ~150 ms each, a /predict pause).
+    # keeps Python's full garbage collections from walking it again (each would pause /predict for as long).
     gc.collect()
     gc.freeze()
     sink = "in this process" if settings.api_run_sink else "external (`fraudstream sink`)"
@@ -98,43 +97,33 @@ def sink(
     status_interval: float = typer.Option(10.0, "--status-interval", min=0.5, help="Seconds between status lines."),
 ) -> None:
     """Run the alert sink as its own process (help text: SINK_HELP)."""
-    from api.sink import AlertSink
-    from api.store import AlertRepository
+    from api.sink_thread import run_sink
+    from fraudstream.kafka.watchdog import exit_process
     from fraudstream.shutdown import GracefulStop
 
     settings = settings_or_exit()
-    store = AlertRepository.from_url(settings.alert_store)
-    store.create_schema()
-    alert_sink = AlertSink(settings, store)
-    failure: list[BaseException] = []
-    console.print(
-        f"alert sink: [bold]{settings.topic_alerts}[/bold] on {settings.bootstrap_servers} "
-        f"(group {settings.sink_group_id}) -> {store.describe()}",
-        soft_wrap=True,
-    )
-    with GracefulStop() as stop:
+    started = time.monotonic()
 
-        def run() -> None:
-            try:
-                alert_sink.run(stop)
-            except BaseException as exc:
-                failure.append(exc)
-                stop.set()
+    def starting(alert_sink: AlertSink) -> None:
+        console.print(
+            f"alert sink: [bold]{settings.topic_alerts}[/bold] on {settings.bootstrap_servers} "
+            f"(group {settings.sink_group_id}) -> {alert_sink.store.describe()}",
+            soft_wrap=True,
+        )
 
-        worker = threading.Thread(target=run, name="alert-sink", daemon=True)
-        worker.start()
-        started = time.monotonic()
-        while worker.is_alive() and not stop.wait(status_interval):
-            _status_line(alert_sink, time.monotonic() - started)
-        worker.join()
-    _status_line(alert_sink, time.monotonic() - started)
-    store.engine.dispose()
-    from fraudstream.kafka.watchdog import exit_process
-
-    if failure:
-        err_console.print(f"[red]the alert sink stopped on an error[/red]: {failure[0]}")
+    try:
+        with GracefulStop() as stop:
+            run_sink(
+                settings,
+                stop,
+                on_start=starting,
+                on_status=lambda alert_sink: _status_line(alert_sink, time.monotonic() - started),
+                status_interval_s=status_interval,
+            )
+    except Exception as exc:
+        err_console.print(f"[red]the alert sink stopped on an error[/red]: {exc}")
         exit_process(1)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     console.print("alert sink stopped")
     exit_process(0)
 
