@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,9 +33,13 @@ def _line(alert: Alert) -> str:
     ),
 )
 def tail(
-    from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest alert, not the next."),
-    limit: int = typer.Option(0, "--limit", min=0, help="Stop after this many alerts (0: follow until Ctrl-C)."),
-    as_json: bool = typer.Option(False, "--json", help="Print each alert as one JSON line (for pipes)."),
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the oldest alert, not the next.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Stop after this many alerts (0: follow until Ctrl-C).")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each alert as one JSON line (for pipes).")] = False,
 ) -> None:
     """Print alerts from fraud-alerts as they are committed (isolation.level=read_committed)."""
     import contextlib

@@ -6,11 +6,11 @@ import gc
 import signal
 import time
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fraudstream.cli.common import console, err_console, example, settings_or_exit
+from fraudstream.cli.common import ExitCode, console, err_console, example, settings_or_exit
 
 if TYPE_CHECKING:
     from api.sink import AlertSink
@@ -30,13 +30,16 @@ SINK_HELP = (
 
 
 def serve(
-    host: str | None = typer.Option(
-        None, "--host", help="Interface to listen on (default: FRAUD_API_HOST, else 127.0.0.1)."
-    ),
-    port: int | None = typer.Option(
-        None, "--port", min=1, max=65535, help="Port to listen on (default: FRAUD_API_PORT, else 8000)."
-    ),
-    access_log: bool = typer.Option(False, "--access-log", help="Log one line per request (off: it costs latency)."),
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface to listen on (default: FRAUD_API_HOST, else 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port to listen on (default: FRAUD_API_PORT, else 8000)."),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log one line per request (off: it costs latency).")
+    ] = False,
 ) -> None:
     """Run the HTTP API under uvicorn (help text: SERVE_HELP)."""
     import uvicorn
@@ -68,11 +71,11 @@ def serve(
     server.run()
     if not server.started:
         err_console.print("[red]the API did not start[/red]: see the log above")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     console.print("API stopped")
     from fraudstream.kafka.watchdog import exit_process
 
-    exit_process(0)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown of it
+    exit_process(ExitCode.OK)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown
 
 
 def _server_class() -> type:
@@ -94,7 +97,9 @@ def _server_class() -> type:
 
 
 def sink(
-    status_interval: float = typer.Option(10.0, "--status-interval", min=0.5, help="Seconds between status lines."),
+    status_interval: Annotated[
+        float, typer.Option("--status-interval", min=0.5, help="Seconds between status lines.")
+    ] = 10.0,
 ) -> None:
     """Run the alert sink as its own process (help text: SINK_HELP)."""
     from api.sink_thread import run_sink
@@ -122,10 +127,10 @@ def sink(
             )
     except Exception as exc:
         err_console.print(f"[red]the alert sink stopped on an error[/red]: {exc}")
-        exit_process(1)
-        raise typer.Exit(1) from exc
+        exit_process(ExitCode.FAILED)
+        raise typer.Exit(ExitCode.FAILED) from exc
     console.print("alert sink stopped")
-    exit_process(0)
+    exit_process(ExitCode.OK)
 
 
 def _status_line(alert_sink: AlertSink, elapsed: float) -> None:
