@@ -16,24 +16,8 @@ from fraudstream.kafka.follow import Followed, follow_topic
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings
 
+from .api_support import sample_alerts
 from .conftest import SettingsFactory
-
-T0 = datetime(2013, 9, 1, tzinfo=timezone.utc)
-
-
-def _alert(index: int) -> Alert:
-    return Alert(
-        transaction_id=f"creditcard.csv:{index}",
-        score=0.9,
-        threshold=0.5,
-        model_name="fraudstream-test",
-        model_version="1",
-        event_time=T0 + timedelta(seconds=index),
-        scored_at=T0 + timedelta(seconds=index, milliseconds=5),
-        partition=0,
-        offset=index,
-        amount=1.0,
-    )
 
 
 def _send(settings: Settings, values: list[bytes]) -> None:
@@ -47,7 +31,8 @@ def test_following_from_the_end_sees_only_later_records_and_sets_aside_what_it_c
     settings_factory: SettingsFactory,
 ) -> None:
     settings = settings_factory()
-    _send(settings, [_alert(0).model_dump_json().encode()])  # before the follower: not seen
+    before, *after = (alert.model_dump_json().encode() for alert in sample_alerts(3))
+    _send(settings, [before])  # before the follower: not seen
     stop, ready = threading.Event(), threading.Event()
     seen: list[Followed[Alert]] = []
     invalid: list[tuple[int, int]] = []
@@ -70,7 +55,7 @@ def test_following_from_the_end_sees_only_later_records_and_sets_aside_what_it_c
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
     assert ready.wait(30)
-    _send(settings, [_alert(1).model_dump_json().encode(), b"not json", _alert(2).model_dump_json().encode()])
+    _send(settings, [after[0], b"not json", after[1]])
     follower.join(60)
 
     assert not follower.is_alive(), "the follower did not stop once its stop was set"
@@ -86,7 +71,7 @@ def test_alerts_tail_from_the_beginning_prints_each_alert_as_json_and_stops_at_t
     settings_factory: SettingsFactory,
 ) -> None:
     settings = settings_factory()
-    sent = [_alert(index).model_dump_json() for index in range(3)]
+    sent = [alert.model_dump_json() for alert in sample_alerts(3)]
     _send(settings, [value.encode() for value in sent])
     app = typer.Typer()
     app.add_typer(alerts_command.app, name="alerts")
