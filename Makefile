@@ -23,13 +23,15 @@ browser:  ## Debian's chromium for the browser tests (Playwright drives it; they
 demo: $(STAMP)  ## run the whole system end to end (ARGS="--rows 5000 --keep-running" to change it)
 	$(BIN)/fraudstream demo $(ARGS)
 
-test: $(STAMP)  ## lint, then the whole suite (unit + integration on a real Kafka broker)
+test: $(STAMP)  ## lint (code and the import contracts), then the whole suite (unit + integration on a real Kafka broker)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

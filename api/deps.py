@@ -1,7 +1,7 @@
 """Shared inputs of the routes as ``Annotated`` aliases.
 
 Each reads ``app.state.services`` from the request directly, with no sub-dependency: on the /predict path every
-dependency node costs FastAPI ~10 us, a large share of a ~100 us request. All are ``async`` so FastAPI calls them
+dependency node FastAPI resolves is a measurable share of the request. All are ``async`` so FastAPI calls them
 on the event loop rather than through the thread pool.
 """
 

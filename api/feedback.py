@@ -29,7 +29,8 @@ from typing import Any
 
 from api.feedback_store import FeedbackRepository, StoredFeedback
 from fraudstream.kafka.clients import consumer_config, producer_config
-from fraudstream.kafka.topics import COMPACTED, ensure_topics, feedback_topics
+from fraudstream.kafka.errors import kafka_error
+from fraudstream.kafka.topics import ensure_feedback_topic
 from fraudstream.schemas import Feedback
 from fraudstream.settings import Settings
 
@@ -157,13 +158,7 @@ class FeedbackPublisher:
             if not self.repository.pending(limit=1):
                 return 0  # nothing to publish: no Kafka call at all
             if not self._topic_ready:
-                settings = self._settings
-                ensure_topics(
-                    settings.kafka(),
-                    feedback_topics(settings),
-                    replication_factor=settings.topic_replication_factor,
-                    config=COMPACTED,
-                )
+                ensure_feedback_topic(self._settings)
                 self._topic_ready = True
             recorded = 0
             if self._in_doubt:
@@ -279,8 +274,7 @@ class FeedbackPublisher:
                 low, high = consumer.get_watermark_offsets(partition, timeout=self.flush_s)
                 return int(low), int(high)
             except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                retriable = getattr(error, "retriable", lambda: False)() or "leader" in str(exc).lower()
+                retriable = kafka_error(exc).retriable() or "leader" in str(exc).lower()
                 if not retriable or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)

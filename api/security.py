@@ -1,7 +1,7 @@
 """Access control and request size: the optional API key, and a limit on request bodies.
 
-Both are plain ASGI middleware: they cost a few microseconds a request (a FastAPI dependency tree on the /predict
-path costs ~50 us), and the key check denies by default: with FRAUD_API_KEY set, every path but OPEN_PATHS (the
+Both are plain ASGI middleware: far cheaper a request than a FastAPI dependency tree on the /predict path, and
+the key check denies by default: with FRAUD_API_KEY set, every path but OPEN_PATHS (the
 probes, and the static pages of the docs and the console) needs the key, including the schema, /metrics, unknown
 paths and routes added later. The key travels as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` and is
 compared in constant time.

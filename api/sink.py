@@ -173,6 +173,10 @@ class AlertSink:
         with self._lock:
             self._status = replace(self._status, **changes)
 
+    @property
+    def group_id(self) -> str:
+        return str(self._config["group.id"])
+
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, stop: Stop) -> None:
         """Consume, store, commit until ``stop`` is set; close the consumer on the way out (bounded)."""

@@ -590,7 +590,7 @@ def explanation_benchmark(
 ) -> list[ExplanationRun]:
     """The scorer with explanations off and on, interleaved (off, on, off, on...) on the same topic and broker, at
     the natural fraud rate and in a burst where 10% of the stream is fraud."""
-    from fraudstream.kafka.topics import ensure_topics, standard_topics
+    from fraudstream.kafka.topics import ensure_flow_topics
 
     results = []
     for name, rate in (("natural", NATURAL_FRAUD_RATE), ("burst", BURST_FRAUD_RATE)):
@@ -601,7 +601,7 @@ def explanation_benchmark(
             "topic_alerts": f"bench-explain-alerts-{name}-{suffix}",
         }
         run = settings.model_copy(update=topics)
-        ensure_topics(run.kafka(), standard_topics(run))
+        ensure_flow_topics(run)
         replay_all(run, csv)
         off: list[float] = []
         on: list[float] = []

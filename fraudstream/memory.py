@@ -2,8 +2,8 @@
 
 A scorer catching up after an outage works in full batches with a full prefetch queue; once it is caught up,
 Python and librdkafka free that memory, but glibc's allocator keeps the pages, so the resident size stays at the
-burst's high-water mark (measured in the soak benchmark: +20% after a broker kill). ``malloc_trim(0)`` returns
-them; it takes about a millisecond on a 300 MB process. Elsewhere than glibc it does nothing.
+burst's high-water mark (the soak benchmark shows it after a broker kill). ``malloc_trim(0)`` returns them,
+cheaply enough to call after each catch-up. Elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations

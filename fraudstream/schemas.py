@@ -228,8 +228,8 @@ _features_of = attrgetter(*FEATURES)
 def feature_matrix(transactions: Sequence[FeatureRow]) -> np.ndarray:
     """The model input for a batch: shape (n, 30), float32, columns in FEATURES order.
 
-    One C-level ``attrgetter`` per transaction feeds ``np.fromiter``: no Python code runs per field (~1 us a
-    transaction). This is on the scorer's and the API's hot path.
+    One C-level ``attrgetter`` per transaction feeds ``np.fromiter``: no Python code runs per field. This is on
+    the scorer's and the API's hot path.
     """
     values = chain.from_iterable(map(_features_of, transactions))
     matrix = np.fromiter(values, dtype=np.float32, count=len(transactions) * _N_FEATURES)

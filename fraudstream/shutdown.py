@@ -1,14 +1,17 @@
 """Cooperative stop on Ctrl-C / SIGTERM: long-running loops check ``stop.is_set()`` between units of work.
 
 :class:`Stop` is the one protocol every service loop takes (the scorer, the sink, the replay, the Kafka
-watchdog): ``threading.Event`` and :class:`GracefulStop` both fit it.
+watchdog): ``threading.Event`` and :class:`GracefulStop` both fit it. :func:`stop_on_signals` is the guard each
+service's ``run_...()`` puts around its loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType, TracebackType
 from typing import Protocol
 
@@ -70,3 +73,18 @@ class GracefulStop:
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds, waking at once when stopped; True when stopped."""
         return self._flag or self._event.wait(timeout) or self._flag
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Stop | None = None) -> Iterator[Stop]:
+    """The stop a service runs with: ``stop`` when the caller gives one, else a new :class:`GracefulStop`.
+
+    A :class:`GracefulStop` (given or new) turns SIGINT and SIGTERM into it while the block runs (from the main
+    thread); any other stop (e.g. a ``threading.Event`` a test or a supervising thread sets) is used as it is.
+    """
+    stop = stop if stop is not None else GracefulStop()
+    if isinstance(stop, GracefulStop):
+        with stop:
+            yield stop
+    else:
+        yield stop

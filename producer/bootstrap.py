@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from fraudstream.kafka.clients import producer_config
 from fraudstream.kafka.outage import ClientEvents, OutageLog
-from fraudstream.kafka.topics import ensure_topics, standard_topics
+from fraudstream.kafka.topics import ensure_flow_topics
 from fraudstream.settings import Settings
-from fraudstream.shutdown import GracefulStop, Stop
+from fraudstream.shutdown import GracefulStop, Stop, stop_on_signals
 from producer.replay import Producer, Replayer, ReplayOptions, ReplayStats
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ def bootstrap(
     """Build a replayer; ``create_topics`` makes sure the flow's topics exist (BrokerError when unreachable)."""
     data, synthetic = choose_data(settings, options.data)
     if create_topics:
-        ensure_topics(settings.kafka(), standard_topics(settings), replication_factor=settings.topic_replication_factor)
+        ensure_flow_topics(settings)
     outage = OutageLog("replay")
     events = ClientEvents(outage)
     return Replayer(
@@ -78,7 +77,5 @@ def replay(
     producer: Producer | None = None,
 ) -> ReplayStats:
     """Replay until done or until Ctrl-C / SIGTERM (caught when called from the main thread); flushes at the end."""
-    stop = stop if stop is not None else GracefulStop()
-    guard = stop if isinstance(stop, GracefulStop) else contextlib.nullcontext()
-    with guard:
-        return bootstrap(settings, options, producer=producer, stop=stop, progress=progress).run()
+    with stop_on_signals(stop) as running:
+        return bootstrap(settings, options, producer=producer, stop=running, progress=progress).run()

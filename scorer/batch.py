@@ -76,10 +76,6 @@ class ScoredBatch:
     extra: list[tuple[str, OutRecord]] = field(default_factory=list)
     """(topic, record) pairs an observer adds, produced in the same transaction as the alerts."""
 
-    @property
-    def empty(self) -> bool:
-        return not (self.alerts or self.dead_letters or self.scored)
-
 
 def score_batch(messages: Sequence[Message], model: FraudModel, scored_at: datetime | None = None) -> ScoredBatch:
     """Validate every message, score the valid ones in one call, and build the alert and DLQ records.

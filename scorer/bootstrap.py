@@ -18,7 +18,6 @@ metadata sent with the offsets) still fences zombies, and a dead transaction blo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -30,12 +29,12 @@ from fraudstream.kafka.clients import PRODUCER_MESSAGE_MAX_BYTES, consumer_confi
 from fraudstream.kafka.dead_letter import dead_letter_limit
 from fraudstream.kafka.health import ConsumerHealth
 from fraudstream.kafka.outage import ClientEvents, OutageLog
-from fraudstream.kafka.topics import COMPACTED, ensure_topics, max_message_bytes, standard_topics
+from fraudstream.kafka.topics import ensure_flow_topics, ensure_monitoring_state_topic, max_message_bytes
 from fraudstream.kafka.watchdog import Watchdog
 from fraudstream.model.serving import FraudModel
 from fraudstream.model.watcher import ModelWatcher, VersionSource
 from fraudstream.settings import Settings
-from fraudstream.shutdown import GracefulStop, Stop
+from fraudstream.shutdown import GracefulStop, Stop, stop_on_signals
 from scorer.loop import Consumer, ScorerLoop, ScorerStatus
 from scorer.metrics import ScorerMetrics
 from scorer.monitoring import WindowMonitor, WindowRule
@@ -94,8 +93,8 @@ def build_producer(
             "message.max.bytes": message_max_bytes,
             # Right after a commit the coordinator is still writing that transaction's markers and answers the
             # next AddOffsetsToTxn with CONCURRENT_TRANSACTIONS; librdkafka then waits retry.backoff.ms (100 ms by
-            # default) before retrying. The Java client uses 20 ms for this case (KAFKA-5477); measured here, a
-            # short back-off halves send_offsets_to_transaction (~50 -> ~21 ms on average a batch, cold broker).
+            # default) before retrying. The Java client uses 20 ms for this case (KAFKA-5477); a short back-off
+            # halves send_offsets_to_transaction a batch (benchmarks/README.md, "What was tuned, measured").
             "retry.backoff.ms": 10,
         },
     )
@@ -213,12 +212,10 @@ def bootstrap(
     stop = stop if stop is not None else GracefulStop()
     output_limit = PRODUCER_MESSAGE_MAX_BYTES
     if create_topics:
-        conn = settings.kafka()
-        ensure_topics(conn, standard_topics(settings), replication_factor=settings.topic_replication_factor)
+        ensure_flow_topics(settings)
         if settings.monitor_enabled:
-            state_topic = {settings.topic_monitoring_state: 1}
-            ensure_topics(conn, state_topic, replication_factor=settings.topic_replication_factor, config=COMPACTED)
-        limits = max_message_bytes(conn, [settings.topic_alerts, settings.topic_dlq])
+            ensure_monitoring_state_topic(settings)
+        limits = max_message_bytes(settings.kafka(), [settings.topic_alerts, settings.topic_dlq])
         output_limit = min(PRODUCER_MESSAGE_MAX_BYTES, *limits.values())
     txn_id = transactional_id(settings)
     metrics = metrics or ScorerMetrics()
@@ -292,7 +289,5 @@ def bootstrap(
 
 def run_scorer(settings: Settings, *, stop: Stop | None = None, **parts: Any) -> ScorerStatus:
     """Bootstrap and run until Ctrl-C / SIGTERM (signals are caught in the main thread), then return the totals."""
-    stop = stop if stop is not None else GracefulStop()
-    guard = stop if isinstance(stop, GracefulStop) else contextlib.nullcontext()
-    with guard:
-        return bootstrap(settings, stop=stop, **parts).run()
+    with stop_on_signals(stop) as running:
+        return bootstrap(settings, stop=running, **parts).run()

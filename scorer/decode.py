@@ -1,10 +1,10 @@
 """Decode the message values of a batch into transactions, or say in one line why one cannot be scored.
 
 A batch is decoded by the kernel's wire decoder (``fraudstream.wire``: msgspec, derived from the kernel's
-``Transaction``, ~3 us a message against ~8-20 us for pydantic). A message it refuses is decoded again by the
-pydantic model itself (``decode``), which writes the reason, so the DLQ and the API describe a problem in the same
-words. A refusal becomes a :class:`Rejection`: a short *kind* for metrics and dashboards, and a *reason* naming the
-field(s) at fault, which travels in a DLQ header::
+``Transaction``, several times cheaper a message than pydantic: benchmarks/README.md, "decode"). A message it refuses
+is decoded again by the pydantic model itself (``decode``), which writes the reason, so the DLQ and the API describe a
+problem in the same words. A refusal becomes a :class:`Rejection`: a short *kind* for metrics and dashboards, and a
+*reason* naming the field(s) at fault, which travels in a DLQ header::
 
     field 'V3': Input should be a valid number
     invalid JSON: key must be a string at line 1 column 2

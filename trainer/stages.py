@@ -20,7 +20,7 @@ import pandas as pd
 from fraudstream.data.check import DatasetSummary, load_dataset
 from fraudstream.data.source import DatasetChoice, resolve_dataset
 from fraudstream.feedback import Relabelling, read_verdicts, relabel
-from fraudstream.model.engine import OnnxEngine
+from fraudstream.model.engine import OnnxEngine, forest_to_onnx
 from fraudstream.model.features import model_input
 from fraudstream.model.profile import ReferenceProfile
 from fraudstream.model.serving import FraudModel
@@ -29,7 +29,7 @@ from trainer import gate
 from trainer.config import TrainConfig
 from trainer.evaluate import Evaluation, evaluate
 from trainer.exceptions import TrainingError
-from trainer.export import forest_to_onnx, parity
+from trainer.export import parity
 from trainer.pipeline import build_pipeline
 from trainer.split import Splits, content_folds, split_dataset
 from trainer.threshold import ThresholdChoice, choose_threshold, out_of_fold_scores

@@ -106,7 +106,7 @@ def check_trusted_types(pipeline: Pipeline) -> None:
 
 def model_requirements() -> list[str]:
     """Pinned requirements of the logged model, stated rather than inferred (inference reloads the model in a
-    subprocess and costs ~5 s a run). The pyfunc's loader is fraudstream's own kernel, which must be installed
+    subprocess and costs seconds a run). The pyfunc's loader is fraudstream's own kernel, which must be installed
     where the model is loaded (it is not on PyPI under that name)."""
     packages = ("scikit-learn", "imbalanced-learn", "skops", "numpy", "scipy", "pandas", "pydantic", "onnxruntime")
     return [f"{package}=={installed_version(package)}" for package in packages]

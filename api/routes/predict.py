@@ -1,14 +1,14 @@
 """POST /predict and /predict/batch: the serving model's decision, scored by the kernel's FraudModel.
 
-/predict is the hot path, so it is lean on purpose (measured: ~100 us of FastAPI machinery per request out of
-~200): ``async def`` (scoring one row costs ~10 us in ONNX Runtime, far less than a thread-pool hop), no dependency
-tree, the body parsed and validated in one step by pydantic's JSON parser into the kernel's TransactionFeatures
+/predict is the hot path, so it is lean on purpose (FastAPI's machinery is about half of a request's cost):
+``async def`` (scoring one row in ONNX Runtime costs less than a hop to the thread pool), no dependency tree,
+the body parsed and validated in one step by pydantic's JSON parser into the kernel's TransactionFeatures
 (errors still come out as FastAPI's standard 422, naming the field), and the answer encoded once with orjson. The
 OpenAPI document still describes the body and the answer exactly. Both routes read their body the same way, so
 both refuse repeated keys (``kernel parse_json``), which FastAPI's own body parsing would let through (last wins).
 
 Reason codes come from the kernel's FraudModel.explain, the scorer's own path: for fraudulent answers, and for any
-answer with ``?explain=true``. An exact row costs ~4 ms, run inline; while the forest is still loading (the first
+answer with ``?explain=true``. An exact row costs milliseconds, run inline; while the forest is still loading (the first
 seconds after a model is loaded) the wait happens in a worker thread, never on the event loop.
 """
 
@@ -43,7 +43,7 @@ EXPLAIN_PARAMETER = {
 BOOLEANS = {"true": True, "false": False}
 """What the schema's boolean allows: anything else is 422 (not a silent false)."""
 INLINE_ROWS = 8
-"""Up to this many rows are explained on the event loop once the forest is loaded (~4 ms a row at most)."""
+"""Up to this many rows are explained on the event loop once the forest is loaded (an exact row costs milliseconds)."""
 
 
 def _json_body(model: type[BaseModel], examples: dict[str, Any]) -> dict[str, Any]:

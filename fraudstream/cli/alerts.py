@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -34,51 +33,55 @@ def _line(alert: Alert) -> str:
     ),
 )
 def tail(
-    from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest alert, not the next."),
-    limit: int = typer.Option(0, "--limit", min=0, help="Stop after this many alerts (0: follow until Ctrl-C)."),
-    as_json: bool = typer.Option(False, "--json", help="Print each alert as one JSON line (for pipes)."),
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the oldest alert, not the next.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Stop after this many alerts (0: follow until Ctrl-C).")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each alert as one JSON line (for pipes).")] = False,
 ) -> None:
     """Print alerts from fraud-alerts as they are committed (isolation.level=read_committed)."""
-    from confluent_kafka import Consumer, KafkaError
+    import contextlib
 
-    from fraudstream.kafka.clients import consumer_config
+    from fraudstream.kafka.follow import follow_topic
     from fraudstream.schemas import Alert
     from fraudstream.shutdown import GracefulStop
 
     settings = settings_or_exit()
-    consumer = Consumer(
-        consumer_config(
-            settings.kafka(),
-            group_id=f"fraudstream-tail-{uuid.uuid4().hex[:8]}",  # a private group: tailing moves no one's offsets
-            client_id="fraudstream-tail",
-            auto_offset_reset="earliest" if from_beginning else "latest",
-        )
-    )
-    consumer.subscribe([settings.topic_alerts])
-    err_console.print(f"following [bold]{settings.topic_alerts}[/bold] on {settings.bootstrap_servers} (Ctrl-C stops)")
+    decode = _raw_line if as_json else Alert.model_validate_json
     shown = 0
-    try:
-        with GracefulStop() as stop:
-            while not stop.is_set() and (limit == 0 or shown < limit):
-                for message in consumer.consume(num_messages=100, timeout=0.5):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() != KafkaError._PARTITION_EOF:
-                            err_console.print(f"[red]kafka error[/red]: {error}")
-                        continue
-                    raw = message.value() or b""
-                    if as_json:
-                        sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
-                        sys.stdout.flush()
-                    else:
-                        try:
-                            console.print(_line(Alert.model_validate_json(raw)))
-                        except ValueError as exc:
-                            err_console.print(f"[yellow]not an alert[/yellow] at offset {message.offset()}: {exc}")
-                            continue
-                    shown += 1
-                    if limit and shown >= limit:
-                        break
-    finally:
-        consumer.close()
+    with GracefulStop() as stop:
+        alerts = follow_topic(
+            settings,
+            settings.topic_alerts,
+            decode,
+            stop=stop,
+            start="beginning" if from_beginning else "end",
+            on_ready=lambda: err_console.print(
+                f"following [bold]{settings.topic_alerts}[/bold] on {settings.bootstrap_servers} (Ctrl-C stops)"
+            ),
+            on_invalid=_not_an_alert,
+            on_error=lambda error: err_console.print(f"[red]kafka error[/red]: {error}"),
+            client_id="fraudstream-tail",
+            batch_size=100,
+        )
+        with contextlib.closing(alerts):
+            for item in alerts:
+                if as_json:
+                    sys.stdout.write(item.value + "\n")
+                    sys.stdout.flush()
+                else:
+                    console.print(_line(item.value))
+                shown += 1
+                if limit and shown >= limit:
+                    break
     err_console.print(f"{shown} alert(s) shown")
+
+
+def _raw_line(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _not_an_alert(partition: int, offset: int, error: Exception) -> None:
+    err_console.print(f"[yellow]not an alert[/yellow] at offset {offset} of partition {partition}: {error}")

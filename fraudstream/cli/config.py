@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -29,7 +31,9 @@ def markdown_table() -> str:
 
 
 def config(
-    markdown: bool = typer.Option(False, "--markdown", help="Print every variable as a Markdown table (defaults)."),
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print every variable as a Markdown table (defaults).")
+    ] = False,
 ) -> None:
     """Show the settings this shell would run with: FRAUD_* variables, .env, then defaults."""
     if markdown:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.markup import escape
 
-from fraudstream.cli.common import console, err_console, example, settings_or_exit
+from fraudstream.cli.common import ExitCode, console, err_console, example, settings_or_exit
 from fraudstream.exceptions import FraudstreamError
 
 if TYPE_CHECKING:
@@ -33,7 +33,9 @@ SYNTHETIC_BANNER = (
     epilog=example("fraudstream data check data/creditcard.csv", "fraudstream data check  # FRAUD_DATA_PATH"),
 )
 def check(
-    path: Path | None = typer.Argument(None, help="CSV to check. Default: FRAUD_DATA_PATH (data/creditcard.csv)."),
+    path: Annotated[
+        Path | None, typer.Argument(help="CSV to check. Default: FRAUD_DATA_PATH (data/creditcard.csv).")
+    ] = None,
 ) -> None:
     """Validate a creditcard.csv (31 columns, finite numbers, Class 0/1) and print its size, frauds and sha256."""
     settings = settings_or_exit()
@@ -59,15 +61,17 @@ def check(
     ),
 )
 def synth(
-    rows: int = typer.Option(100_000, "--rows", "-n", min=1, max=10_000_000, help="Rows to generate."),
-    out: Path = typer.Option(
-        Path("data") / "creditcard_synthetic.csv", "--out", "-o", help="Output CSV; its name must contain 'synthetic'."
-    ),
-    seed: int = typer.Option(42, "--seed", help="Random seed: the same seed gives the same file."),
-    fraud_rate: float = typer.Option(0.0017, "--fraud-rate", min=0.0, max=0.5, help="Share of frauds."),
-    separation: float = typer.Option(
-        1.0, "--separation", min=0.0, max=10.0, help="How distinguishable frauds are: 0 none, 1 the default."
-    ),
+    rows: Annotated[int, typer.Option("--rows", "-n", min=1, max=10_000_000, help="Rows to generate.")] = 100_000,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV; its name must contain 'synthetic'.")] = Path(
+        "data"
+    )
+    / "creditcard_synthetic.csv",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same file.")] = 42,
+    fraud_rate: Annotated[float, typer.Option("--fraud-rate", min=0.0, max=0.5, help="Share of frauds.")] = 0.0017,
+    separation: Annotated[
+        float,
+        typer.Option("--separation", min=0.0, max=10.0, help="How distinguishable frauds are: 0 none, 1 the default."),
+    ] = 1.0,
 ) -> None:
     """Generate a SYNTHETIC creditcard.csv with the real schema and imbalance (for when the real file is absent)."""
     settings_or_exit()
@@ -90,7 +94,7 @@ def synth(
     epilog=example("fraudstream data fetch", "KAGGLE_USERNAME=me KAGGLE_KEY=... fraudstream data fetch --force"),
 )
 def fetch(
-    force: bool = typer.Option(False, "--force", help="Download again and replace an existing file."),
+    force: Annotated[bool, typer.Option("--force", help="Download again and replace an existing file.")] = False,
 ) -> None:
     """Download the real creditcard.csv from Kaggle (needs `pip install 'fraudstream\\[kaggle]'` and credentials)."""
     settings = settings_or_exit()
@@ -183,4 +187,4 @@ def _fail(exc: FraudstreamError, hint: str | None = None) -> NoReturn:
     err_console.print(f"[red]error[/red]: {escape(str(exc))}", soft_wrap=True)
     if hint:
         err_console.print(escape(hint), soft_wrap=True)
-    raise typer.Exit(1) from exc
+    raise typer.Exit(ExitCode.FAILED) from exc

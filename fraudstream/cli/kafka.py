@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fraudstream.cli.common import console, err_console, example, settings_or_exit
+from fraudstream.cli.common import ExitCode, console, err_console, example, settings_or_exit
 from fraudstream.exceptions import BrokerError
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ NODES_HELP = "Nodes of the local Kafka (default: FRAUD_KAFKA_LOCAL_NODES, else t
     )
 )
 def up(
-    nodes: int | None = typer.Option(None, "--nodes", "-n", min=1, max=5, help=NODES_HELP),
-    timeout: float = typer.Option(90.0, min=1, help="Seconds to wait for every node to answer."),
+    nodes: Annotated[int | None, typer.Option("--nodes", "-n", min=1, max=5, help=NODES_HELP)] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for every node to answer.")] = 90.0,
 ) -> None:
     """Start the local Kafka (fetching its jars with Maven the first time) and wait until every node answers."""
     settings, cluster = _local(nodes)
@@ -73,8 +73,8 @@ def up(
 
 @app.command(epilog=example("fraudstream kafka down"))
 def down(
-    nodes: int | None = typer.Option(None, "--nodes", "-n", min=1, max=5, help=NODES_HELP),
-    timeout: float = typer.Option(30.0, min=1, help="Seconds to wait for a clean shutdown before SIGKILL."),
+    nodes: Annotated[int | None, typer.Option("--nodes", "-n", min=1, max=5, help=NODES_HELP)] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for a clean shutdown before SIGKILL.")] = 30.0,
 ) -> None:
     """Stop the local Kafka, every node (its topics and data stay for the next `up`)."""
     settings, cluster = _local(nodes)
@@ -93,8 +93,8 @@ def down(
 
 @app.command(epilog=example("fraudstream kafka status", "fraudstream kafka status || fraudstream kafka up"))
 def status(
-    nodes: int | None = typer.Option(None, "--nodes", "-n", min=1, max=5, help=NODES_HELP),
-    timeout: float = typer.Option(5.0, min=0.5, help="Seconds to wait for the cluster to answer."),
+    nodes: Annotated[int | None, typer.Option("--nodes", "-n", min=1, max=5, help=NODES_HELP)] = None,
+    timeout: Annotated[float, typer.Option(min=0.5, help="Seconds to wait for the cluster to answer.")] = 5.0,
 ) -> None:
     """Say whether Kafka (local or FRAUD_KAFKA_BOOTSTRAP) is up and answering; exit 1 when any node is not."""
     settings, cluster = _local(nodes)
@@ -107,7 +107,7 @@ def status(
             f"Kafka is [red]down[/red]: nothing runs on {state.bootstrap}; start it: `fraudstream kafka up`",
             soft_wrap=True,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     if cluster.size == 1:
         node = state.nodes[0]
         if not cluster.nodes[0].ping(timeout=timeout):
@@ -115,7 +115,7 @@ def status(
                 f"Kafka is [red]not answering[/red] on {node.bootstrap} (pid {node.pid} runs); see {node.log_file}",
                 soft_wrap=True,
             )
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.FAILED)
         console.print(f"Kafka is [green]up[/green] at [bold]{node.bootstrap}[/bold] (pid {node.pid})")
         _print_layout(settings, cluster, state)
         return
@@ -130,37 +130,32 @@ def status(
         )
     _print_layout(settings, cluster, state, answering=answering)
     if len(answering) < cluster.size:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command(
     epilog=example("fraudstream kafka topics", "FRAUD_KAFKA_BOOTSTRAP=kafka-1:9092 fraudstream kafka topics -p 12")
 )
 def topics(
-    partitions: int | None = typer.Option(
-        None, "--partitions", "-p", min=1, help="Partitions of each new topic (default: FRAUD_TOPIC_PARTITIONS)."
-    ),
-    nodes: int | None = typer.Option(None, "--nodes", "-n", min=1, max=5, help=NODES_HELP),
-    timeout: float = typer.Option(15.0, min=1, help="Seconds to wait for the cluster."),
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions", "-p", min=1, help="Partitions of each new topic (default: FRAUD_TOPIC_PARTITIONS)."
+        ),
+    ] = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", "-n", min=1, max=5, help=NODES_HELP)] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the cluster.")] = 15.0,
 ) -> None:
     """Create the flow's topics (transactions, fraud-alerts, DLQ, compacted fraud-feedback) where missing; existing
     ones are left as they are."""
-    from fraudstream.kafka.topics import (
-        COMPACTED,
-        ensure_topics,
-        feedback_topics,
-        min_insync_replicas_for,
-        standard_topics,
-    )
+    from fraudstream.kafka.topics import ensure_feedback_topic, ensure_flow_topics, min_insync_replicas_for
 
     settings, cluster = _local(nodes, topic_partitions=partitions)
     if cluster is not None and not cluster.status().any_running:
         raise BrokerError(f"no local broker runs on {settings.bootstrap_servers}: start it with `fraudstream kafka up`")
     replication = settings.topic_replication_factor
-    report = ensure_topics(settings.kafka(), standard_topics(settings), replication_factor=replication, timeout=timeout)
-    compacted = ensure_topics(
-        settings.kafka(), feedback_topics(settings), replication_factor=replication, timeout=timeout, config=COMPACTED
-    )
+    report = ensure_flow_topics(settings, timeout=timeout)
+    compacted = ensure_feedback_topic(settings, timeout=timeout)
     console.print(f"Topics on [bold]{settings.bootstrap_servers}[/bold]", soft_wrap=True)
     if replication:
         min_isr = min_insync_replicas_for(replication)
@@ -199,9 +194,9 @@ def fetch() -> None:
     ),
 )
 def tool(
-    name: str | None = typer.Argument(None, help="A Kafka tool (kafka-topics, kafka-consumer-groups, ...)."),
-    args: list[str] | None = typer.Argument(None, help="Its arguments, passed as given."),
-    nodes: int | None = typer.Option(None, "--nodes", "-n", min=1, max=5, help=NODES_HELP),
+    name: Annotated[str | None, typer.Argument(help="A Kafka tool (kafka-topics, kafka-consumer-groups, ...).")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="Its arguments, passed as given.")] = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", "-n", min=1, max=5, help=NODES_HELP)] = None,
 ) -> None:
     """Run one of Kafka's own tools (as its bin/kafka-*.sh would) against the cluster; --bootstrap-server is
     filled in unless given. Without a name, list them. Everything after the name goes to the tool."""
@@ -220,7 +215,7 @@ def tool(
         err_console.print(
             f"[red]no Kafka tool named {escape(name)!r}[/red]; `fraudstream kafka tool` lists them", soft_wrap=True
         )
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.BAD_USAGE)
     settings, cluster = _local(nodes)
     if cluster is None:
         from fraudstream.kafka.local.layout import local_cluster
@@ -334,7 +329,7 @@ def _external_status(settings: Settings, timeout: float) -> None:
         info = probe_cluster(settings.kafka(), timeout=timeout)
     except BrokerError as exc:
         console.print(f"Kafka is [red]unreachable[/red]: {exc}", soft_wrap=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(ExitCode.FAILED) from exc
     console.print(
         f"Kafka is [green]up[/green] at [bold]{info.bootstrap}[/bold] (external cluster {info.cluster_id}, "
         f"{info.brokers} broker(s), {len(info.topics)} topic(s))",

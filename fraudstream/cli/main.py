@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from fraudstream import __version__
-from fraudstream.cli.common import err_console, example
+from fraudstream.cli.common import ExitCode, err_console, example
 from fraudstream.exceptions import FraudstreamError
 
 app = typer.Typer(
@@ -30,7 +31,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Streaming credit-card fraud scoring on Apache Kafka, with an MLflow-governed model lifecycle."""
 
@@ -49,4 +52,4 @@ def run() -> None:
         app()
     except FraudstreamError as exc:
         err_console.print(f"[red]error[/red]: {escape(str(exc))}")
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)

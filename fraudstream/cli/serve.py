@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gc
 import signal
-import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fraudstream.cli.common import console, err_console, example, settings_or_exit
+from fraudstream.cli.common import ExitCode, console, err_console, example, settings_or_exit
 
 if TYPE_CHECKING:
     from api.sink import AlertSink
@@ -32,13 +31,16 @@ SINK_HELP = (
 
 
 def serve(
-    host: str | None = typer.Option(
-        None, "--host", help="Interface to listen on (default: FRAUD_API_HOST, else 127.0.0.1)."
-    ),
-    port: int | None = typer.Option(
-        None, "--port", min=1, max=65535, help="Port to listen on (default: FRAUD_API_PORT, else 8000)."
-    ),
-    access_log: bool = typer.Option(False, "--access-log", help="Log one line per request (off: it costs latency)."),
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface to listen on (default: FRAUD_API_HOST, else 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port to listen on (default: FRAUD_API_PORT, else 8000)."),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log one line per request (off: it costs latency).")
+    ] = False,
 ) -> None:
     """Run the HTTP API under uvicorn (help text: SERVE_HELP)."""
     import uvicorn
@@ -58,7 +60,7 @@ def serve(
     )
     server = _server_class()(config)
     # Everything imported so far (MLflow, sklearn, pandas: ~200k objects) lives as long as the process. Freezing it
-    # keeps Python's full garbage collections from walking it again (measured: ~150 ms each, a /predict pause).
+    # keeps Python's full garbage collections from walking it again (each would pause /predict for as long).
     gc.collect()
     gc.freeze()
     sink = "in this process" if settings.api_run_sink else "external (`fraudstream sink`)"
@@ -70,11 +72,11 @@ def serve(
     server.run()
     if not server.started:
         err_console.print("[red]the API did not start[/red]: see the log above")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     console.print("API stopped")
     from fraudstream.kafka.watchdog import exit_process
 
-    exit_process(0)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown of it
+    exit_process(ExitCode.OK)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown
 
 
 def _server_class() -> type:
@@ -96,62 +98,40 @@ def _server_class() -> type:
 
 
 def sink(
-    status_interval: float = typer.Option(10.0, "--status-interval", min=0.5, help="Seconds between status lines."),
+    status_interval: Annotated[
+        float, typer.Option("--status-interval", min=0.5, help="Seconds between status lines.")
+    ] = 10.0,
 ) -> None:
     """Run the alert sink as its own process (help text: SINK_HELP)."""
-    from api.monitoring_sink import MonitoringSink, monitoring_group
-    from api.sink import AlertSink
-    from api.store import AlertRepository
+    from api.sink_thread import run_sink
+    from fraudstream.kafka.watchdog import exit_process
     from fraudstream.shutdown import GracefulStop
 
     settings = settings_or_exit()
-    store = AlertRepository.from_url(settings.alert_store)
-    store.create_schema()
-    alert_sink = AlertSink(settings, store)
-    monitoring_sink = MonitoringSink(settings, store)
-    failure: list[BaseException] = []
-    console.print(
-        f"alert sink: [bold]{settings.topic_alerts}[/bold] on {settings.bootstrap_servers} "
-        f"(group {settings.sink_group_id}) -> {store.describe()}",
-        soft_wrap=True,
-    )
-    console.print(
-        f"monitoring sink: [bold]{settings.topic_monitoring}[/bold] (group {monitoring_group(settings)[0]})",
-        soft_wrap=True,
-    )
-    with GracefulStop() as stop:
+    started = time.monotonic()
 
-        def run(one: AlertSink) -> None:
-            try:
-                one.run(stop)
-            except BaseException as exc:
-                failure.append(exc)
-                stop.set()
+    def starting(one: AlertSink) -> None:
+        console.print(
+            f"{one.label}: [bold]{one.topic}[/bold] on {settings.bootstrap_servers} "
+            f"(group {one.group_id}) -> {one.store.describe()}",
+            soft_wrap=True,
+        )
 
-        workers = [
-            threading.Thread(target=run, args=(one,), name=one.label.replace(" ", "-"), daemon=True)
-            for one in (alert_sink, monitoring_sink)
-        ]
-        for worker in workers:
-            worker.start()
-        started = time.monotonic()
-        while all(worker.is_alive() for worker in workers) and not stop.wait(status_interval):
-            _status_line(alert_sink, time.monotonic() - started)
-            _status_line(monitoring_sink, time.monotonic() - started)
-        stop.set()
-        for worker in workers:
-            worker.join()
-    _status_line(alert_sink, time.monotonic() - started)
-    _status_line(monitoring_sink, time.monotonic() - started)
-    store.engine.dispose()
-    from fraudstream.kafka.watchdog import exit_process
-
-    if failure:
-        err_console.print(f"[red]the alert sink stopped on an error[/red]: {failure[0]}")
-        exit_process(1)
-        raise typer.Exit(1)
+    try:
+        with GracefulStop() as stop:
+            run_sink(
+                settings,
+                stop,
+                on_start=starting,
+                on_status=lambda one: _status_line(one, time.monotonic() - started),
+                status_interval_s=status_interval,
+            )
+    except Exception as exc:
+        err_console.print(f"[red]the sink stopped on an error[/red]: {exc}")
+        exit_process(ExitCode.FAILED)
+        raise typer.Exit(ExitCode.FAILED) from exc
     console.print("alert sink stopped")
-    exit_process(0)
+    exit_process(ExitCode.OK)
 
 
 def _status_line(alert_sink: AlertSink, elapsed: float) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fraudstream.cli.common import console, err_console, example, settings_or_exit
+from fraudstream.cli.common import ExitCode, console, err_console, example, settings_or_exit
 
 if TYPE_CHECKING:
     from producer.replay import ReplayStats
@@ -18,23 +18,29 @@ if TYPE_CHECKING:
 
 
 def replay(
-    data: Path | None = typer.Option(
-        None,
-        "--data",
-        help="CSV to replay (default: FRAUD_DATA_PATH if present, else a synthetic set).",
-        dir_okay=False,
-    ),
-    rate: float | None = typer.Option(None, "--rate", help="Pace: transactions per second."),
-    speed: float | None = typer.Option(None, "--speed", help="Pace: multiple of real time from the Time column."),
-    limit: int | None = typer.Option(None, "--limit", help="Send at most this many rows per pass.", min=0),
-    start: int = typer.Option(0, "--start", help="First data row to send (0-based, header excluded).", min=0),
-    loop: bool = typer.Option(False, "--loop", help="Start over at the end, until Ctrl-C."),
-    drift: str | None = typer.Option(
-        None,
-        "--drift",
-        help="Perturb the features to see drift detected: comma-separated FEATURE*FACTOR / FEATURE+OFFSET / "
-        "FEATURE-OFFSET terms (e.g. 'Amount*3,V1+2'), or 'default' (Amount*3,V13+2,V15+2).",
-    ),
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="CSV to replay (default: FRAUD_DATA_PATH if present, else a synthetic set).", dir_okay=False
+        ),
+    ] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="Pace: transactions per second.")] = None,
+    speed: Annotated[
+        float | None, typer.Option("--speed", help="Pace: multiple of real time from the Time column.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Send at most this many rows per pass.", min=0)] = None,
+    start: Annotated[
+        int, typer.Option("--start", help="First data row to send (0-based, header excluded).", min=0)
+    ] = 0,
+    loop: Annotated[bool, typer.Option("--loop", help="Start over at the end, until Ctrl-C.")] = False,
+    drift: Annotated[
+        str | None,
+        typer.Option(
+            "--drift",
+            help="Perturb the features to see drift detected: comma-separated FEATURE*FACTOR / FEATURE+OFFSET / "
+            "FEATURE-OFFSET terms (e.g. 'Amount*3,V1+2'), or 'default' (Amount*3,V13+2,V15+2).",
+        ),
+    ] = None,
 ) -> None:
     """Replay a creditcard.csv onto the transactions topic as JSON, keyed by a stable transaction_id."""
     from fraudstream.shutdown import GracefulStop
@@ -82,17 +88,26 @@ def replay(
         console.print(f"[yellow]stopped by {stop.signal_name or 'request'}[/yellow] after flushing what was sent")
     if stats.failed or stats.undelivered:
         console.print(f"[red]{stats.failed + stats.undelivered:,} transactions were not delivered[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def score(
-    group_id: str | None = typer.Option(None, "--group-id", help="Consumer group (default: FRAUD_SCORER_GROUP_ID)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Most messages per transaction.", min=1),
-    batch_timeout: float | None = typer.Option(None, "--batch-timeout", help="Longest wait to fill a batch (s)."),
-    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus port (0: off).", min=0),
-    transactional_id: str | None = typer.Option(
-        None, "--transactional-id", help="Stable transactional.id of this replica (fences a crashed predecessor)."
-    ),
+    group_id: Annotated[
+        str | None, typer.Option("--group-id", help="Consumer group (default: FRAUD_SCORER_GROUP_ID).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Most messages per transaction.", min=1)
+    ] = None,
+    batch_timeout: Annotated[
+        float | None, typer.Option("--batch-timeout", help="Longest wait to fill a batch (s).")
+    ] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Prometheus port (0: off).", min=0)] = None,
+    transactional_id: Annotated[
+        str | None,
+        typer.Option(
+            "--transactional-id", help="Stable transactional.id of this replica (fences a crashed predecessor)."
+        ),
+    ] = None,
 ) -> None:
     """Score transactions exactly once with the production model: alerts to fraud-alerts, bad messages to the DLQ.
 
@@ -125,8 +140,8 @@ def score(
         status = run_scorer(settings, on_status=_StatusLine(settings.model_name))
     except WatchdogGaveUp as exc:
         err_console.print(f"[red]the scorer stops[/red]: {exc}", soft_wrap=True)
-        exit_process(3)
-        raise typer.Exit(3) from exc
+        exit_process(ExitCode.SCORER_STUCK)
+        raise typer.Exit(ExitCode.SCORER_STUCK) from exc
     console.print(
         f"[green]stopped cleanly[/green]: {status.consumed:,} consumed, {status.scored:,} scored, "
         f"{status.alerts:,} alerts, {status.dead_letters:,} to the DLQ in {status.batches:,} committed batches"
@@ -134,7 +149,7 @@ def score(
         + (f"; {status.replaced} Kafka clients replaced" if status.replaced else ""),
         soft_wrap=True,
     )
-    exit_process(0)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown of it
+    exit_process(ExitCode.OK)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown
 
 
 class _StatusLine:

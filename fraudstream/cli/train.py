@@ -7,7 +7,7 @@ import enum
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -99,65 +99,88 @@ def render_result(result: TrainResult) -> Table:
     return table
 
 
-def _default(field: str) -> object:
-    from trainer.config import TrainConfig  # pydantic only: cheap, and keeps one source for every default
+def _defaults() -> dict[str, Any]:
+    """TrainConfig's defaults, the one source of what --help shows (the option's own default is the same value)."""
+    from trainer.config import TrainConfig  # pydantic only, no model code
 
-    return TrainConfig.model_fields[field].default
+    defaults = {name: field.default for name, field in TrainConfig.model_fields.items()}
+    defaults["max_depth"] = defaults["max_depth"] or 0  # 0: unlimited, as the option says
+    return defaults
 
 
-def _max_depth_default() -> int:
-    depth = _default("max_depth")
-    return 0 if depth is None else int(depth)  # type: ignore[call-overload]
+DEFAULTS = _defaults()
 
 
 def train(
-    data: Path | None = typer.Option(
-        None,
-        "--data",
-        dir_okay=False,
-        help="creditcard.csv to train on (default: data/creditcard.csv, else synthetic).",
-    ),
-    min_f1: float | None = typer.Option(
-        None, "--min-f1", min=0.0, max=1.0, help="Gate: register only at F1 >= this (default: FRAUD_MIN_F1, 0.91)."
-    ),
-    gate_rule: GateRuleChoice | None = typer.Option(
-        None,
-        "--gate-rule",
-        help="What must reach --min-f1: point (the holdout F1) or ci_low (its 95% lower bound) "
-        "(default: FRAUD_GATE_RULE, point).",
-    ),
-    split: SplitKind = typer.Option(
-        _default("split"), "--split", help="content (a hash of each row's values) or time (the latest rows)."
-    ),
-    test_size: float = typer.Option(_default("test_size"), "--test-size", help="Share of rows held out."),
-    folds: int = typer.Option(_default("folds"), "--folds", help="Folds of the out-of-fold threshold choice."),
-    seed: int = typer.Option(_default("seed"), "--seed", help="Seed of SMOTE and the forest (not of the holdout)."),
-    n_estimators: int = typer.Option(_default("n_estimators"), "--n-estimators", help="Trees in the forest."),
-    max_depth: int = typer.Option(_max_depth_default(), "--max-depth", help="Depth limit of each tree (0: unlimited)."),
-    min_samples_leaf: int = typer.Option(
-        _default("min_samples_leaf"), "--min-samples-leaf", help="Fewest rows in a leaf."
-    ),
-    max_samples: float = typer.Option(
-        _default("max_samples"), "--max-samples", min=0.01, max=1.0, help="Share of the rows each tree draws."
-    ),
-    smote_ratio: float = typer.Option(_default("smote_ratio"), "--smote-ratio", help="SMOTE frauds per normal row."),
-    smote_k_neighbors: int = typer.Option(_default("smote_k_neighbors"), "--smote-k", help="Neighbours SMOTE mixes."),
-    time_encoding: TimeEncodingChoice = typer.Option(
-        _default("time_encoding"), "--time-encoding", help="How the forest reads Time: raw, time_of_day or none."
-    ),
-    n_jobs: int = typer.Option(_default("n_jobs"), "--n-jobs", help="Cores for fitting (-1: all)."),
-    feedback: bool = typer.Option(
-        _default("feedback"),
-        "--feedback/--no-feedback",
-        help="Use analysts' verdicts (the fraud-feedback topic, FRAUD_TOPIC_FEEDBACK) as the labels of the rows "
-        "they name, overriding the CSV's Class, before the holdout is chosen; logs how many labels changed.",
-    ),
-    as_challenger: bool = typer.Option(
-        False,
-        "--as-challenger",
-        help="Past the F1 gate, register it under the challenger alias (FRAUD_MODEL_CHALLENGER_ALIAS): the scorer "
-        "scores it in production's shadow; `fraudstream model promote` makes it serve. Promoted if none serves.",
-    ),
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", dir_okay=False, help="creditcard.csv to train on (default: data/creditcard.csv, else synthetic)."
+        ),
+    ] = None,
+    min_f1: Annotated[
+        float | None,
+        typer.Option(
+            "--min-f1", min=0.0, max=1.0, help="Gate: register only at F1 >= this (default: FRAUD_MIN_F1, 0.91)."
+        ),
+    ] = None,
+    gate_rule: Annotated[
+        GateRuleChoice | None,
+        typer.Option(
+            "--gate-rule",
+            help="What must reach --min-f1: point (the holdout F1) or ci_low (its 95% lower bound) "
+            "(default: FRAUD_GATE_RULE, point).",
+        ),
+    ] = None,
+    split: Annotated[
+        SplitKind, typer.Option("--split", help="content (a hash of each row's values) or time (the latest rows).")
+    ] = DEFAULTS["split"],
+    test_size: Annotated[float, typer.Option("--test-size", help="Share of rows held out.")] = DEFAULTS["test_size"],
+    folds: Annotated[int, typer.Option("--folds", help="Folds of the out-of-fold threshold choice.")] = DEFAULTS[
+        "folds"
+    ],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of SMOTE and the forest (not of the holdout).")] = DEFAULTS[
+        "seed"
+    ],
+    n_estimators: Annotated[int, typer.Option("--n-estimators", help="Trees in the forest.")] = DEFAULTS[
+        "n_estimators"
+    ],
+    max_depth: Annotated[int, typer.Option("--max-depth", help="Depth limit of each tree (0: unlimited).")] = DEFAULTS[
+        "max_depth"
+    ],
+    min_samples_leaf: Annotated[int, typer.Option("--min-samples-leaf", help="Fewest rows in a leaf.")] = DEFAULTS[
+        "min_samples_leaf"
+    ],
+    max_samples: Annotated[
+        float, typer.Option("--max-samples", min=0.01, max=1.0, help="Share of the rows each tree draws.")
+    ] = DEFAULTS["max_samples"],
+    smote_ratio: Annotated[float, typer.Option("--smote-ratio", help="SMOTE frauds per normal row.")] = DEFAULTS[
+        "smote_ratio"
+    ],
+    smote_k_neighbors: Annotated[int, typer.Option("--smote-k", help="Neighbours SMOTE mixes.")] = DEFAULTS[
+        "smote_k_neighbors"
+    ],
+    time_encoding: Annotated[
+        TimeEncodingChoice, typer.Option("--time-encoding", help="How the forest reads Time: raw, time_of_day or none.")
+    ] = DEFAULTS["time_encoding"],
+    n_jobs: Annotated[int, typer.Option("--n-jobs", help="Cores for fitting (-1: all).")] = DEFAULTS["n_jobs"],
+    feedback: Annotated[
+        bool,
+        typer.Option(
+            "--feedback/--no-feedback",
+            help="Use analysts' verdicts (the fraud-feedback topic, FRAUD_TOPIC_FEEDBACK) as the labels of the rows "
+            "they name, overriding the CSV's Class, before the holdout is chosen; logs how many labels changed.",
+        ),
+    ] = DEFAULTS["feedback"],
+    as_challenger: Annotated[
+        bool,
+        typer.Option(
+            "--as-challenger",
+            help="Past the F1 gate, register it under the challenger alias (FRAUD_MODEL_CHALLENGER_ALIAS): the "
+            "scorer scores it in production's shadow; `fraudstream model promote` makes it serve. Promoted if none "
+            "serves.",
+        ),
+    ] = False,
 ) -> None:
     """Train SMOTE + RandomForest, track the run in MLflow, and register/promote it if it passes the gate."""
     from trainer.config import TrainConfig

@@ -1,7 +1,8 @@
 """Cluster administration every component shares: is the cluster reachable, and create the topics it needs.
 
 Works against any cluster (the local broker or ``FRAUD_KAFKA_BOOTSTRAP``). Topic creation is idempotent, so
-every entry point may call :func:`ensure_topics` at start-up without coordinating with the others.
+every entry point may call :func:`ensure_topics` at start-up without coordinating with the others: the flow's
+topics through :func:`ensure_flow_topics`, the compacted verdicts topic through :func:`ensure_feedback_topic`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 from fraudstream.exceptions import BrokerError
 from fraudstream.kafka.clients import admin_config
 from fraudstream.kafka.connection import KafkaConnection
+from fraudstream.kafka.errors import kafka_error
 
 if TYPE_CHECKING:
     from fraudstream.settings import Settings
@@ -108,6 +110,40 @@ def feedback_topics(settings: Settings) -> dict[str, int]:
     return {settings.topic_feedback: settings.topic_partitions}
 
 
+def ensure_flow_topics(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> TopicsReport:
+    """:func:`ensure_topics` of :func:`standard_topics`, replicated as the settings say: what each service (and
+    ``fraudstream kafka topics``, and the demo) makes sure of before it builds its clients."""
+    return ensure_topics(
+        settings.kafka(),
+        standard_topics(settings),
+        replication_factor=settings.topic_replication_factor,
+        timeout=timeout,
+    )
+
+
+def ensure_feedback_topic(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> TopicsReport:
+    """:func:`ensure_topics` of :func:`feedback_topics`, compacted and replicated as the settings say."""
+    return ensure_topics(
+        settings.kafka(),
+        feedback_topics(settings),
+        replication_factor=settings.topic_replication_factor,
+        timeout=timeout,
+        config=COMPACTED,
+    )
+
+
+def ensure_monitoring_state_topic(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> TopicsReport:
+    """The compacted one-partition topic where each scorer replica keeps its open monitoring window (its state,
+    written in every transaction, read back at start and after an abort)."""
+    return ensure_topics(
+        settings.kafka(),
+        {settings.topic_monitoring_state: 1},
+        replication_factor=settings.topic_replication_factor,
+        timeout=timeout,
+        config=COMPACTED,
+    )
+
+
 def admin_client(conn: KafkaConnection, **overrides: Any) -> AdminClient:
     """An AdminClient whose librdkafka logs go to Python logging (not stderr)."""
     return AdminClient({**admin_config(conn), **overrides})
@@ -189,8 +225,9 @@ def delete_topics(conn: KafkaConnection, names: Iterable[str], *, timeout: float
         try:
             future.result(timeout=timeout)
         except KafkaException as exc:
-            if _code(exc) != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise BrokerError(f"cannot delete topic {name} on {conn.bootstrap_servers}: {_reason(exc)}") from exc
+            error = kafka_error(exc)
+            if error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise BrokerError(f"cannot delete topic {name} on {conn.bootstrap_servers}: {error.str()}") from exc
 
 
 def _metadata(conn: KafkaConnection, admin: AdminClient, timeout: float) -> ClusterMetadata:
@@ -198,7 +235,7 @@ def _metadata(conn: KafkaConnection, admin: AdminClient, timeout: float) -> Clus
         return admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise BrokerError(
-            f"cannot reach Kafka at {conn.bootstrap_servers} within {timeout:g}s ({_reason(exc)}); "
+            f"cannot reach Kafka at {conn.bootstrap_servers} within {timeout:g}s ({kafka_error(exc).str()}); "
             "is it running? Start the local broker with `fraudstream kafka up`, or check FRAUD_KAFKA_BOOTSTRAP"
         ) from exc
 
@@ -259,22 +296,13 @@ def _create(
         try:
             future.result(timeout=timeout)
         except KafkaException as exc:
-            if _code(exc) == KafkaError.TOPIC_ALREADY_EXISTS:
+            error = kafka_error(exc)
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
-            raise BrokerError(f"cannot create topic {name} on {conn.bootstrap_servers}: {_reason(exc)}") from exc
+            raise BrokerError(f"cannot create topic {name} on {conn.bootstrap_servers}: {error.str()}") from exc
         except concurrent.futures.TimeoutError as exc:
             raise BrokerError(
                 f"creating topic {name} on {conn.bootstrap_servers} took longer than {timeout:g}s"
             ) from exc
         created.append(name)
     return created
-
-
-def _code(exc: KafkaException) -> int | None:
-    error = exc.args[0] if exc.args else None
-    return error.code() if isinstance(error, KafkaError) else None
-
-
-def _reason(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)

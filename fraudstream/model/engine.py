@@ -1,21 +1,43 @@
 """The scoring engine: the registered forest compiled to ONNX and run by ONNX Runtime on one thread.
 
-Why not the sklearn object itself: measured on our 2 cores, sklearn's RandomForest costs ~23 ms for one row
-with its default n_jobs=-1 (thread start-up) and ~4.6 ms with n_jobs=1, while ONNX Runtime scores one row in
-~8 us and batches at ~275k rows/s, with fraud probabilities within 1e-6 of sklearn's. The trainer checks that
-parity for every model it registers and records the largest difference.
+Why not the sklearn object itself: sklearn's RandomForest pays Python and thread start-up on every call, which
+dominates at the sizes we score (one row for /predict, a few thousand for a scorer batch); ONNX Runtime runs the
+same trees in one C++ call, orders of magnitude faster for one row and several times faster in batches, with
+the same fraud probabilities (the figures: benchmarks/README.md, "Figures behind the code"). The trainer checks
+that parity for every model it registers and records the largest difference.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fraudstream.exceptions import ModelLoadError
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
 PROBABILITIES_OUTPUT = "probabilities"
 FRAUD_CLASS_INDEX = 1
+
+
+def forest_to_onnx(pipeline: Pipeline) -> bytes:
+    """The pipeline's scoring path (its last step, the forest: SMOTE acts only in fit) as the ONNX model this
+    engine reads: no ZipMap, so the fraud probabilities come out as the :data:`PROBABILITIES_OUTPUT` tensor.
+
+    It lives beside :class:`OnnxEngine` because the two are one contract (the graph's outputs, its opsets); the
+    trainer compiles every model it registers with it, and the tests build their small forests with it too.
+    """
+    from skl2onnx import to_onnx
+
+    forest = pipeline.steps[-1][1]
+    sample = np.zeros((1, forest.n_features_in_), dtype=np.float32)
+    onnx_model = to_onnx(
+        forest, sample, options={id(forest): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3}
+    )
+    return onnx_model.SerializeToString()
 
 
 class OnnxEngine:

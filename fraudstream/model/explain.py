@@ -3,10 +3,12 @@
 The serving engine is ONNX, which scores but cannot explain. The same registered version also holds the fitted
 sklearn forest (the MLflow model's skops file); shap's TreeExplainer attributes its probability to the inputs:
 
-* exact TreeSHAP (``treeshap``, path-dependent Shapley values): ~4 ms a row for 100 trees of depth 12, measured on
-  our 2 cores, whatever the row (the algorithm walks every node of every tree);
-* the Saabas path attribution (``saabas``, shap's ``approximate=True``): ~0.01 ms a row in batches, but it credits
-  only the splits on the row's own path and overweights those near the leaves.
+* exact TreeSHAP (``treeshap``, path-dependent Shapley values): milliseconds a row, whatever the row (the
+  algorithm walks every node of every tree), so a whole scorer batch cannot have it;
+* the Saabas path attribution (``saabas``, shap's ``approximate=True``): hundreds of times cheaper in batches, but
+  it credits only the splits on the row's own path and overweights those near the leaves.
+
+(The costs on our machine: benchmarks/README.md, "Figures behind the code".)
 
 Both are additive: ``base_value`` plus the contributions of all 30 features is the forest's probability, which ONNX
 reproduces within 1e-6. Exact rows are bounded per call (one scorer batch, one API request) by a time budget,
@@ -14,7 +16,7 @@ reproduces within 1e-6. Exact rows are bounded per call (one scorer batch, one A
 The budget is spent on the first rows of the call, from a running estimate of the exact cost of a row; the first
 row is always exact unless the budget is 0.
 
-Loading costs ~2-3 s of imports (sklearn, imblearn, skops, shap), so :class:`ExplainerLoader` parses the forest in
+Loading costs seconds of imports (sklearn, imblearn, skops, shap), so :class:`ExplainerLoader` parses the forest in
 a background thread while the model already scores; the first explanation waits for it (at most ``load_wait_s``).
 """
 

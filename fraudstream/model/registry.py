@@ -51,10 +51,6 @@ class ModelRegistry:
         self.explain_policy = ExplainPolicy.from_settings(settings) if settings.explain_enabled else None
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}@{self.alias}"
-
     def serving_version(self) -> VersionRef | None:
         """The version holding the alias, or None when there is no such model or alias yet."""
         return self.version_with_alias(self.alias)

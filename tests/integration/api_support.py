@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ from .child_env import child_env, fields_of
 
 FRAUDSTREAM = Path(sys.executable).with_name("fraudstream")
 PAGE = 7  # small pages: a walk crosses many page boundaries
+
+
+ALERTS_T0 = datetime(2013, 9, 1, tzinfo=timezone.utc)
+
+
+def sample_alerts(count: int) -> list[Alert]:
+    """``count`` valid alerts of creditcard.csv rows 0.. (two model versions), one second apart."""
+    return [
+        Alert(
+            transaction_id=f"creditcard.csv:{i}",
+            score=0.9,
+            threshold=0.5,
+            model_name="fraudstream-test",
+            model_version=str(1 + i % 2),
+            event_time=ALERTS_T0 + timedelta(seconds=i),
+            scored_at=ALERTS_T0 + timedelta(seconds=i, milliseconds=5),
+            partition=0,
+            offset=i,
+            amount=1.0,
+        )
+        for i in range(count)
+    ]
 
 
 # ---- helpers a replay -> scorer test reuses ------------------------------------------------------------------

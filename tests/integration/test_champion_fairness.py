@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from fraudstream.data.check import load_dataset
-from fraudstream.model.engine import OnnxEngine
+from fraudstream.model.engine import OnnxEngine, forest_to_onnx
 from fraudstream.model.profile import ReferenceProfile
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES, LABEL_COLUMN
@@ -24,7 +24,7 @@ from fraudstream.settings import Settings, load_settings
 from trainer import tracking
 from trainer.config import TrainConfig
 from trainer.evaluate import evaluate
-from trainer.export import forest_to_onnx, parity
+from trainer.export import parity
 from trainer.gate import Outcome
 from trainer.pipeline import build_pipeline
 from trainer.service import train

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +16,11 @@ from api.feedback import FeedbackPublisher, kafka_producer
 from api.store import AlertRepository
 from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import admin_client
-from fraudstream.schemas import Alert, Feedback
+from fraudstream.schemas import Feedback
 from fraudstream.settings import Settings
 
-from .api_support import Service, process_env, wait_ready
+from .api_support import Service, process_env, sample_alerts, wait_ready
 from .stream_support import read_topic
-
-T0 = datetime(2013, 9, 1, tzinfo=timezone.utc)
-
-
-def _alerts(count: int) -> list[Alert]:
-    return [
-        Alert(
-            transaction_id=f"creditcard.csv:{i}",
-            score=0.9,
-            threshold=0.5,
-            model_name="fraudstream-test",
-            model_version=str(1 + i % 2),
-            event_time=T0 + timedelta(seconds=i),
-            scored_at=T0 + timedelta(seconds=i, milliseconds=5),
-            partition=0,
-            offset=i,
-            amount=1.0,
-        )
-        for i in range(count)
-    ]
 
 
 def _on_topic(settings: Settings, at_least: int) -> list[tuple[bytes, Feedback]]:
@@ -58,7 +37,7 @@ def test_verdicts_are_stored_replaced_and_on_fraud_feedback_exactly_once_each(
     base_url = f"http://127.0.0.1:{settings.api_port}"
     store = AlertRepository.from_url(settings.alert_store)
     store.create_schema()
-    store.upsert_many(_alerts(10))
+    store.upsert_many(sample_alerts(10))
     before_crash = store.feedback.record("creditcard.csv:9", "fraud", "night-shift", "stored, then the API died")
     assert before_crash is not None
 
@@ -147,7 +126,7 @@ def test_records_whose_delivery_reports_were_lost_are_read_back_from_the_topic_n
     settings = settings_factory(alert_store_url=f"sqlite:///{tmp_path / 'alerts.db'}")
     store = AlertRepository.from_url(settings.alert_store)
     store.create_schema()
-    store.upsert_many(_alerts(6))
+    store.upsert_many(sample_alerts(6))
     ids = [store.feedback.record(f"creditcard.csv:{i}", "fraud", "ana", None) for i in range(6)]
     publisher = FeedbackPublisher(
         settings, store.feedback, producer_factory=lambda config: ForgetfulProducer(config, forget=4), holder="test"

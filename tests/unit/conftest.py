@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudstream.model.engine import OnnxEngine
+from fraudstream.model.engine import OnnxEngine, forest_to_onnx
 from fraudstream.model.explain import ExplainerLoader, ExplainPolicy, ForestExplainer
 from fraudstream.schemas import FEATURES
 
@@ -43,7 +43,6 @@ def small_forest() -> SmallForest:
     from sklearn.pipeline import Pipeline
 
     from fraudstream.data.synth import generate
-    from trainer.export import forest_to_onnx
 
     frame = generate(4000, seed=1, fraud_rate=0.05)
     forest = RandomForestClassifier(n_estimators=8, max_depth=5, n_jobs=1, random_state=1)

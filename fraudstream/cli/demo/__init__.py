@@ -6,28 +6,35 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from fraudstream.cli.common import console, example, settings_or_exit
+from fraudstream.cli.common import ExitCode, console, example, settings_or_exit
 from fraudstream.logs import configure_logging
 
 
 def demo(
-    rows: int = typer.Option(5000, "--rows", min=1, help="Held-out transactions to replay."),
-    rate: float = typer.Option(500.0, "--rate", min=1.0, help="Replay pace in transactions per second."),
-    data: Path | None = typer.Option(
-        None, "--data", dir_okay=False, help="creditcard.csv (default: data/creditcard.csv, else synthetic)."
-    ),
-    min_f1: float | None = typer.Option(
-        None, "--min-f1", min=0.0, max=1.0, help="The gate for this run [default: FRAUD_MIN_F1, 0.91]."
-    ),
-    n_estimators: int | None = typer.Option(None, "--n-estimators", min=1, help="Trees (fewer: a quicker demo)."),
-    keep_running: bool = typer.Option(False, "--keep-running", help="Leave scorer and API up until Ctrl-C."),
-    summary_json: Path | None = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Held-out transactions to replay.")] = 5000,
+    rate: Annotated[float, typer.Option("--rate", min=1.0, help="Replay pace in transactions per second.")] = 500.0,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", dir_okay=False, help="creditcard.csv (default: data/creditcard.csv, else synthetic)."),
+    ] = None,
+    min_f1: Annotated[
+        float | None,
+        typer.Option("--min-f1", min=0.0, max=1.0, help="The gate for this run [default: FRAUD_MIN_F1, 0.91]."),
+    ] = None,
+    n_estimators: Annotated[
+        int | None, typer.Option("--n-estimators", min=1, help="Trees (fewer: a quicker demo).")
+    ] = None,
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="Leave scorer and API up until Ctrl-C.")] = False,
+    summary_json: Annotated[
+        Path | None, typer.Option("--summary-json", help="Also write the summary as JSON here.")
+    ] = None,
 ) -> None:
     """Run everything: broker, training with the gate, scorer, API, a live replay, and a summary."""
-    from fraudstream.cli.demo.flow import EXIT_INTERRUPTED, Demo, DemoOptions
+    from fraudstream.cli.demo.flow import Demo, DemoOptions
 
     settings = settings_or_exit()
     if settings.log_level == "INFO":  # the steps speak for themselves; each service logs to its own file
@@ -42,7 +49,7 @@ def demo(
         summary_json=summary_json,
     )
     code = Demo(settings, options, console).run()
-    if code == EXIT_INTERRUPTED:
+    if code == ExitCode.INTERRUPTED:
         _exit_interrupted(code)
     raise typer.Exit(code)
 

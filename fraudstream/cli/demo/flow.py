@@ -25,13 +25,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from fraudstream.cli.common import ExitCode
 from fraudstream.cli.demo.observe import AlertCollector, ScorerGroup
 from fraudstream.cli.demo.report import render, summarise, where_next
 from fraudstream.cli.demo.supervisor import Supervisor
 from fraudstream.exceptions import BrokerError
 from fraudstream.settings import Settings
 
-EXIT_INTERRUPTED = 130
 SERVICE_START_TIMEOUT_S = 120.0
 
 
@@ -84,47 +84,50 @@ class Demo:
         self.api_url = f"http://{settings.api_host}:{settings.api_port}"
 
     def run(self) -> int:
+        """Every step in turn; the exit code: ExitCode.OK, the gate's Outcome.REFUSED, or ExitCode.INTERRUPTED."""
         with _signals_interrupt():
             try:
-                return self._steps()
+                return self._run_steps()
             except KeyboardInterrupt:
                 self.console.print("\n[yellow]interrupted: stopping what the demo started[/yellow]")
-                return EXIT_INTERRUPTED
+                return ExitCode.INTERRUPTED
             finally:
-                self._cleanup()
+                self._stop_what_it_started()
 
     # ---- the steps -----------------------------------------------------------------------------------------
-    def _steps(self) -> int:
+    def _run_steps(self) -> int:
         from fraudstream.data.source import resolve_dataset
 
-        self._step(1, "Kafka broker")
-        self._broker()
-        self._step(2, "data")
+        self._announce_step(1, "Kafka broker")
+        self._start_broker_and_topics()
+        self._announce_step(2, "data")
         choice = resolve_dataset(self.settings, self.options.data)
         self.console.print(f"  {escape(choice.description)}", style="bold red" if choice.synthetic else None)
-        self._step(3, "training and the gate")
-        result = self._train(choice.path)
+        self._announce_step(3, "training and the gate")
+        result = self._train_and_gate(choice.path)
         if result is None:
-            return 4
-        self._step(4, "services: scorer and API (with its alert sink)")
-        self._services()
-        self._step(5, "live replay of held-out transactions")
-        summary = self._replay(choice.path, choice.synthetic, result)
-        self._step(6, "summary")
+            from trainer.gate import Outcome
+
+            return Outcome.REFUSED.value  # nothing registered: what `fraudstream train` answers then
+        self._announce_step(4, "services: scorer and API (with its alert sink)")
+        self._start_services()
+        self._announce_step(5, "live replay of held-out transactions")
+        summary = self._replay_held_out_rows(choice.path, choice.synthetic, result)
+        self._announce_step(6, "summary")
         render(self.console, summary, self.settings)
         if self.options.summary_json:
             summary.write_json(self.options.summary_json)
         where_next(self.console, self.settings, running=self.options.keep_running)
         if self.options.keep_running:
             self._keep_running()
-        return 0
+        return ExitCode.OK
 
-    def _step(self, number: int, title: str) -> None:
+    def _announce_step(self, number: int, title: str) -> None:
         self.console.rule(f"[bold]{number}/6  {title}[/bold]", align="left")
 
-    def _broker(self) -> None:
+    def _start_broker_and_topics(self) -> None:
         from fraudstream.kafka.local.layout import local_cluster
-        from fraudstream.kafka.topics import ensure_topics, probe_cluster, standard_topics
+        from fraudstream.kafka.topics import ensure_flow_topics, probe_cluster
 
         if self.settings.uses_local_broker:
             broker = local_cluster(self.settings)
@@ -140,14 +143,10 @@ class Demo:
         else:
             info = probe_cluster(self.settings.kafka())
             self.console.print(f"  using the cluster at {info.bootstrap} (FRAUD_KAFKA_BOOTSTRAP)")
-        report = ensure_topics(
-            self.settings.kafka(),
-            standard_topics(self.settings),
-            replication_factor=self.settings.topic_replication_factor,
-        )
+        report = ensure_flow_topics(self.settings)
         self.console.print(f"  topics: {', '.join(sorted(report.partitions))}")
 
-    def _train(self, data: Path) -> Any:
+    def _train_and_gate(self, data: Path) -> Any:
         from fraudstream.cli.train import RichReporter, render_result
         from trainer.config import TrainConfig
         from trainer.gate import Outcome
@@ -170,7 +169,7 @@ class Demo:
             self.console.print(f"  [yellow]{escape(result.decision.reason)}[/yellow]: production keeps serving.")
         return result
 
-    def _services(self) -> None:
+    def _start_services(self) -> None:
         from fraudstream.kafka.local.processes import port_in_use
 
         for name, port in (
@@ -204,7 +203,7 @@ class Demo:
             f"  [green]✓[/green] API ready at {self.api_url}, scorer consuming {self.settings.topic_transactions}"
         )
 
-    def _replay(self, data: Path, synthetic: bool, result: Any) -> Any:
+    def _replay_held_out_rows(self, data: Path, synthetic: bool, result: Any) -> Any:
         from fraudstream.data.check import iter_validated_chunks
         from producer.encode import transaction_id
 
@@ -222,7 +221,7 @@ class Demo:
         self.collector.start()
         replay_began = datetime.now(timezone.utc)
         started = time.monotonic()
-        stats = self._send(data, first, rows)
+        stats = self._send_rows(data, first, rows)
         scorer = next(child for child in self.supervisor.children if child.name == "scorer")
         with self.console.status("waiting for the scorer to commit every transaction ..."):
             self.supervisor.wait_until(
@@ -232,7 +231,7 @@ class Demo:
         time.sleep(0.5)  # the subscriber's last fetch
         self.collector.stop()
         alerted = {item.alert.transaction_id for item in self.collector.seen} & ids
-        stored = self._stored(alerted)
+        stored = self._count_stored_alerts(alerted)
         monitoring = self._monitoring(replay_began)
         return summarise(
             data=str(data),
@@ -263,7 +262,7 @@ class Demo:
             return []
         return monitoring_lines(records, self.settings.model_name, since)
 
-    def _send(self, data: Path, first: int, rows: int) -> Any:
+    def _send_rows(self, data: Path, first: int, rows: int) -> Any:
         from fraudstream.cli.stream import replay_progress
         from fraudstream.shutdown import GracefulStop
         from producer.bootstrap import bootstrap
@@ -284,7 +283,7 @@ class Demo:
             raise KeyboardInterrupt
         return stats
 
-    def _stored(self, alerted: set[str], timeout_s: float = 60.0) -> int:
+    def _count_stored_alerts(self, alerted: set[str], timeout_s: float = 60.0) -> int:
         """How many of the run's alerts the API's store holds, waiting for its sink to catch up."""
         pending = set(alerted)
         deadline = time.monotonic() + timeout_s
@@ -314,7 +313,7 @@ class Demo:
         env.setdefault("FRAUD_MONITOR_WINDOW_ROWS", str(max(100, self.options.rows // 4)))
         return env
 
-    def _cleanup(self) -> None:
+    def _stop_what_it_started(self) -> None:
         # Ctrl-C during cleanup must not leave anything behind: finish it with interrupts deferred.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:

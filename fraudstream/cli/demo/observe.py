@@ -1,16 +1,17 @@
-"""What the demo watches from outside the services: committed alerts as they appear, and the scorer's progress."""
+"""What the demo watches from outside the services: committed alerts as they appear, and the scorer's progress.
+
+Both read Kafka through the kernel (:func:`fraudstream.kafka.follow.follow_topic`,
+:class:`fraudstream.kafka.group.GroupView`); this module only keeps what the demo's summary needs.
+"""
 
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
-
-from fraudstream.kafka.clients import admin_config, consumer_config
+from fraudstream.kafka.follow import follow_topic
+from fraudstream.kafka.group import GroupView
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings
 
@@ -28,8 +29,8 @@ class SeenAlert:
 
 @dataclass
 class AlertCollector:
-    """A read_committed subscriber in a thread: records every alert committed after it started, with the
-    time it became visible, the way any downstream consumer of fraud-alerts would see it."""
+    """A read_committed follower of fraud-alerts in a thread: records every alert committed after it started, with
+    the time it became visible, the way any downstream consumer of fraud-alerts would see it."""
 
     settings: Settings
     seen: list[SeenAlert] = field(default_factory=list)
@@ -50,77 +51,31 @@ class AlertCollector:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        consumer = Consumer(
-            consumer_config(
-                self.settings.kafka(), group_id=f"fraudstream-demo-{uuid.uuid4().hex[:8]}", client_id="fraudstream-demo"
-            )
+        alerts = follow_topic(
+            self.settings,
+            self.settings.topic_alerts,
+            Alert.model_validate_json,
+            stop=self._stop,
+            on_ready=self._ready.set,
+            on_invalid=self._count_invalid,
+            client_id="fraudstream-demo",
+            poll_s=0.2,
         )
-        try:
-            topic = self.settings.topic_alerts
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            starts = []
-            for partition in partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                starts.append(TopicPartition(topic, partition, high))  # only alerts committed from now on
-            consumer.assign(starts)
-            self._ready.set()
-            while not self._stop.is_set():
-                for message in consumer.consume(num_messages=500, timeout=0.2):
-                    if message.error() is not None:
-                        continue
-                    received = datetime.now(timezone.utc)
-                    try:
-                        alert = Alert.model_validate_json(message.value() or b"")
-                    except ValueError:
-                        self.invalid += 1
-                        continue
-                    self.seen.append(SeenAlert(alert, received))
-        finally:
-            consumer.close()
+        for item in alerts:
+            self.seen.append(SeenAlert(item.value, item.received_at))
+
+    def _count_invalid(self, partition: int, offset: int, error: Exception) -> None:
+        self.invalid += 1
 
 
-class ScorerGroup:
-    """The scorer group seen from outside, through clients opened once (not one per poll): its lag on the
-    transactions topic and whether its members hold every partition."""
+class ScorerGroup(GroupView):
+    """The scorer group seen from outside: its lag on the transactions topic, and whether its members hold every
+    partition."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._admin: AdminClient | None = None
-        self._offsets: Consumer | None = None
+        super().__init__(settings, settings.scorer_group_id, settings.topic_transactions, client_id="fraudstream-demo")
+        self._partitions = settings.topic_partitions
 
     def has_partitions(self) -> bool:
         """True once the group's members hold all of the transactions topic's partitions."""
-        if self._admin is None:
-            self._admin = AdminClient(admin_config(self._settings.kafka(), client_id="fraudstream-demo-admin"))
-        (future,) = self._admin.describe_consumer_groups([self._settings.scorer_group_id], request_timeout=10).values()
-        assigned = {
-            tp.partition
-            for member in future.result().members
-            for tp in (member.assignment.topic_partitions if member.assignment else [])
-            if tp.topic == self._settings.topic_transactions
-        }
-        return len(assigned) >= self._settings.topic_partitions
-
-    def lag(self) -> int:
-        """Transactions not yet committed by the group: high watermarks minus its committed offsets."""
-        if self._offsets is None:  # it never subscribes: it reads the group's offsets without joining the group
-            self._offsets = Consumer(
-                consumer_config(
-                    self._settings.kafka(), group_id=self._settings.scorer_group_id, client_id="fraudstream-demo-lag"
-                )
-            )
-        consumer, topic = self._offsets, self._settings.topic_transactions
-        partitions = [
-            TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ]
-        lag = 0
-        for committed in consumer.committed(partitions, timeout=10):
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, committed.partition), timeout=10)
-            lag += high - max(committed.offset, 0)
-        return lag
-
-    def close(self) -> None:
-        if self._offsets is not None:
-            self._offsets.close()
-            self._offsets = None
-        self._admin = None
+        return len(self.assigned()) >= self._partitions

@@ -77,8 +77,7 @@ def test_kafka_errors_are_collected_not_counted_as_messages() -> None:
     error = KafkaError(KafkaError._TRANSPORT, "broker down")
     batch = score_batch([FakeMessage(None, _error=error)], fake_model())
     assert batch.errors == [error]
-    assert (batch.consumed, batch.dead_letters) == (0, [])
-    assert batch.empty
+    assert (batch.consumed, batch.scored, batch.alerts, batch.dead_letters) == (0, 0, [], [])
 
 
 def test_flagged_rows_carry_their_features_and_the_kernels_reasons_and_only_they_are_explained(

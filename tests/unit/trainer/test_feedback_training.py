@@ -124,9 +124,10 @@ def test_without_the_flag_no_verdict_is_read(csv: Path, settings: Settings, monk
 
 
 def test_the_cli_flag_reaches_the_config(monkeypatch: pytest.MonkeyPatch, settings: Settings, csv: Path) -> None:
+    import typer
     from typer.testing import CliRunner
 
-    from fraudstream.cli import main
+    from fraudstream.cli import train as train_command
 
     seen: list[TrainConfig] = []
 
@@ -135,9 +136,11 @@ def test_the_cli_flag_reaches_the_config(monkeypatch: pytest.MonkeyPatch, settin
         raise SystemExit(0)
 
     monkeypatch.setattr("trainer.service.train", stop)
-    main._register()
+    app = typer.Typer()
+    app.callback()(lambda: None)  # a group, so "train" is a subcommand as in `fraudstream train`
+    train_command.register(app)  # only the train command: the trainer's tests import no other component
     monkeypatch.setenv("FRAUD_STATE_DIR", str(settings.state_dir))
     runner = CliRunner()
-    runner.invoke(main.app, ["train", "--data", str(csv), "--feedback"])
-    runner.invoke(main.app, ["train", "--data", str(csv)])
+    runner.invoke(app, ["train", "--data", str(csv), "--feedback"])
+    runner.invoke(app, ["train", "--data", str(csv)])
     assert [config.feedback for config in seen] == [True, False]

@@ -246,15 +246,18 @@ def test_a_set_that_cannot_reach_the_gate_registers_nothing(settings: Settings, 
 def test_cli_prints_the_metrics_table_and_exits_with_the_outcome(
     settings: Settings, unlearnable_csv: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import typer
     from typer.testing import CliRunner
 
-    from fraudstream.cli import main
+    from fraudstream.cli import train as train_command
 
-    main._register()
+    app = typer.Typer()
+    app.callback()(lambda: None)  # a group, so "train" is a subcommand as in `fraudstream train`
+    train_command.register(app)
     monkeypatch.setenv("FRAUD_STATE_DIR", str(settings.state_dir))
     monkeypatch.setenv("FRAUD_MODEL_NAME", settings.model_name)
     result = CliRunner().invoke(
-        main.app,
+        app,
         ["train", "--data", str(unlearnable_csv), "--n-estimators", "5", "--max-depth", "4", "--n-jobs", "1"],
     )
     assert result.exit_code == 4, result.output
