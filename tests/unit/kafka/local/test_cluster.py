@@ -81,8 +81,8 @@ def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: P
             assert props[key] == "3", key
         for key in ("min.insync.replicas", "transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr"):
             assert props[key] == "2", key
-        # a killed node is fenced (its leadership and coordinators moved) after 6 s, not Kafka's 9 s
-        assert props["broker.session.timeout.ms"] == "6000"
+        # a killed node is fenced (its leadership and coordinators moved) after 5 s, not Kafka's 9 s
+        assert props["broker.session.timeout.ms"] == "5000"
         assert props["broker.heartbeat.interval.ms"] == "1000"
 
 
