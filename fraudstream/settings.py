@@ -176,7 +176,11 @@ class Settings(BaseSettings):
         "dynamic membership (a restart after a crash waits for the session timeout).",
     )
     scorer_transaction_timeout_ms: int = Field(
-        20_000, ge=1000, le=900_000, description="How long an abandoned scorer transaction may block readers."
+        10_000,
+        ge=1000,
+        le=900_000,
+        description="How long an abandoned scorer transaction may block readers, and the replica that takes over "
+        "its partitions (Kafka Streams' exactly-once default).",
     )
     scorer_session_timeout_ms: int = Field(
         10_000,

@@ -90,6 +90,24 @@ def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: P
             assert props[key] == "3", key
         for key in ("min.insync.replicas", "transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr"):
             assert props[key] == "2", key
+        # a killed node is fenced (its leadership and coordinators moved) after 5 s, not Kafka's 9 s
+        assert props["broker.session.timeout.ms"] == "5000"
+        assert props["broker.heartbeat.interval.ms"] == "1000"
+
+
+def test_a_single_node_keeps_kafkas_broker_session_defaults(tmp_path: Path) -> None:
+    props = properties(
+        render_server_properties(node_id=1, port=19500, quorum=Quorum("cid", (19601,)), data_dir=tmp_path / "d")
+    )
+    assert "broker.session.timeout.ms" not in props
+    assert "broker.heartbeat.interval.ms" not in props
+
+
+def test_every_node_aborts_a_timed_out_transaction_within_a_second(tmp_path: Path) -> None:
+    for ports in ((19601,), (19601, 19602, 19603)):
+        quorum = Quorum("cid", ports)
+        props = properties(render_server_properties(node_id=1, port=19500, quorum=quorum, data_dir=tmp_path / "d"))
+        assert props["transaction.abort.timed.out.transaction.cleanup.interval.ms"] == "1000"
 
 
 # ---- layout ----------------------------------------------------------------------------------------------------
