@@ -259,6 +259,25 @@ class ScorerLoop:
             self.watcher.poll()
         self.status.waiting_for_model = False
         self._serving()
+        return self._wait_for_explainer()
+
+    def _wait_for_explainer(self) -> bool:
+        """Let the model's reason codes load before the group is joined: the first batch with an alert would
+        otherwise wait for them while holding its partitions (a takeover or restart then stalls for the load).
+        Bounded by the explainer's own wait; False when stopped meanwhile."""
+        loader = self.watcher.current.explainer if self.watcher.current is not None else None
+        if loader is None or loader.ready:
+            return True
+        log.info("waiting for the reason codes of %s before taking partitions", loader.label)
+        deadline = time.monotonic() + loader.wait_s
+        while not loader.loaded(0.2):
+            if self.stop.is_set():
+                return False
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "the reason codes of %s are not loaded after %.0f s: joining anyway", loader.label, loader.wait_s
+                )
+                break
         return True
 
     def _follow_model(self) -> None:

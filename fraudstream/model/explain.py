@@ -189,6 +189,10 @@ class ExplainerLoader:
     def ready(self) -> bool:
         return self._done.is_set()
 
+    def loaded(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the build to end (quietly); True once it has, whether it failed or not."""
+        return self._done.wait(timeout)
+
     def wait(self, timeout: float | None = None) -> ForestExplainer | None:
         """The explainer once built (None when it failed or is not built within the timeout)."""
         if not self._done.wait(self.wait_s if timeout is None else timeout):

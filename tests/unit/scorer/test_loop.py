@@ -17,6 +17,7 @@ from fraudstream.kafka.health import ConsumerHealth
 from fraudstream.kafka.outage import ClientEvents, OutageLog
 from fraudstream.kafka.records import OutRecord
 from fraudstream.kafka.watchdog import Watchdog
+from fraudstream.model.explain import ExplainerLoader, ForestExplainer
 from fraudstream.model.serving import FraudModel
 from fraudstream.model.watcher import ModelWatcher
 from scorer.batch import ScoredBatch
@@ -184,6 +185,43 @@ def test_no_partition_is_held_while_waiting_for_a_production_model() -> None:
     assert subscribed_while_waiting == [[]]  # not in the group while there was no model
     assert harness.statuses[0].waiting_for_model
     assert status.model_version == "1"
+    assert status.scored == 5
+
+
+class SlowExplainerRegistry(FakeRegistry):
+    """Its model's reason codes load until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__("1")
+        self.release = threading.Event()
+
+    def load(self, version: str) -> FraudModel:
+        def build() -> ForestExplainer:
+            self.release.wait(10)
+            raise RuntimeError("no forest in this test")  # built (failed): alerts go out without reasons
+
+        model = fake_model(version=version, threshold=0.5)
+        return dataclasses.replace(model, explainer=ExplainerLoader(build, label=f"v{version}", wait_s=10))
+
+
+def test_the_group_is_joined_only_once_the_models_reason_codes_are_loaded() -> None:
+    registry = SlowExplainerRegistry()
+    harness = Harness(registry)
+    harness.consumer.batches.append(messages(0, 5))
+    subscribed_while_loading: list[list[str]] = []
+
+    def release_later() -> None:
+        time.sleep(0.3)
+        subscribed_while_loading.append(list(harness.consumer.subscribed))
+        registry.release.set()
+
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
+    status = harness.loop.run()
+    releaser.join()
+
+    assert subscribed_while_loading == [[]]  # no partition held while the explainer loaded
+    assert harness.consumer.subscribed == ["transactions"]
     assert status.scored == 5
 
 
