@@ -118,8 +118,9 @@ class WindowMonitor:
         """Records to commit on their own: the open window once its time is up (``final``: in any case, on a
         clean stop). Called by the loop when nothing was consumed."""
         self._pending = None
+        if self._must_read or not self._checked:  # no Kafka call when idle (e.g. while joining the group): the
+            return []  # committed state is read back with the next batch, and its window published then
         try:
-            self.resume()
             window = self.state.window
             if window is None or self._off:
                 return []
