@@ -128,7 +128,11 @@ def build_challenger_watcher(settings: Settings) -> ModelWatcher:
 
 
 def build_monitor(
-    settings: Settings, txn_id: str, metrics: ScorerMetrics, challenger: ModelWatcher | None = None
+    settings: Settings,
+    txn_id: str,
+    metrics: ScorerMetrics,
+    challenger: ModelWatcher | None = None,
+    replacements: Callable[[], int] | None = None,
 ) -> WindowMonitor | None:
     """The monitoring observer (None when FRAUD_MONITOR_ENABLED is off), with the challenger's watcher when
     FRAUD_MONITOR_CHALLENGER is on (``challenger``: that watcher, built here when not given)."""
@@ -148,6 +152,7 @@ def build_monitor(
         state_source=StateReader(settings.kafka(), settings.topic_monitoring_state),
         challenger=challenger if settings.monitor_challenger else None,
         gauges=metrics,
+        replacements=replacements,
     )
 
 
@@ -266,7 +271,7 @@ def bootstrap(
         on_status=on_status,
         status_interval_s=settings.scorer_status_interval_s,
         model_wait_s=min(1.0, settings.model_poll_interval_s),
-        observer=observer or build_monitor(settings, txn_id, metrics),
+        observer=observer or build_monitor(settings, txn_id, metrics, replacements=lambda: transactor.replacements),
     )
     membership = "static" if settings.scorer_transactional_id else "dynamic (FRAUD_SCORER_TRANSACTIONAL_ID unset)"
     log.info(

@@ -15,9 +15,10 @@ Per batch the cost is a few numpy calls over the (n, 30) matrix the model alread
 Exactly once. The window's running counts travel in the same transaction as a state record
 (:mod:`scorer.monitor_state`). Nothing here changes until the transaction committed (:meth:`committed`); an
 aborted batch (:meth:`aborted`) leaves the committed state as it was. Because a commit whose outcome is unknown is
-reported as aborted although it may have committed (the loop replaces the producer, which settles it), every
-abort also makes the monitor read its committed state back before the next batch: the state then matches the
-committed offsets whatever happened. The same read resumes the window after a restart.
+reported as aborted although it may have committed (the loop replaces the producer, which settles it), an abort
+followed by a producer replacement makes the monitor read its committed state back before the next batch: the
+state then matches the committed offsets whatever happened. The same read resumes the window after a restart.
+A clean abort reads nothing (no Kafka call in the loop while, e.g., a rebalance or an outage is going on).
 
 A monitoring problem never stops scoring: a batch that cannot be measured is logged and left out of the window.
 """
@@ -81,7 +82,11 @@ class WindowMonitor:
         challenger: ModelWatcher | None = None,
         gauges: Gauges | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        replacements: Callable[[], int] | None = None,
     ) -> None:
+        """``replacements``: how many times the loop replaced its producer so far (``Transactor.replacements``);
+        an abort followed by a replacement (a commit whose outcome was unknown) makes the monitor read its
+        committed state back. None: after every abort."""
         self.scorer = scorer
         self._topic = topic
         self._state_topic = state_topic
@@ -98,6 +103,9 @@ class WindowMonitor:
         self._must_read = state_source is not None
         self._checked = state_source is None
         self._off = False
+        self._replacements = replacements
+        self._replaced_before = replacements() if replacements is not None else 0
+        self._after_abort = False
 
     # ---- the observer hooks -----------------------------------------------------------------------------------
     def records(self, batch: ScoredBatch) -> list[tuple[str, OutRecord]]:
@@ -118,8 +126,11 @@ class WindowMonitor:
         """Records to commit on their own: the open window once its time is up (``final``: in any case, on a
         clean stop). Called by the loop when nothing was consumed."""
         self._pending = None
+        if (
+            self._must_read or self._after_abort or not self._checked
+        ):  # no Kafka call when idle (e.g. while joining the group): the
+            return []  # committed state is read back with the next batch, and its window published then
         try:
-            self.resume()
             window = self.state.window
             if window is None or self._off:
                 return []
@@ -155,7 +166,7 @@ class WindowMonitor:
         """Forget the batch; read the committed state back before the next one (the abort may have been a commit
         whose outcome was unknown)."""
         self._pending = None
-        self._must_read = self._source is not None
+        self._after_abort = self._source is not None
 
     # ---- windows ----------------------------------------------------------------------------------------------
     def _models(self, batch: ScoredBatch) -> dict[Role, FraudModel]:
@@ -227,6 +238,11 @@ class WindowMonitor:
         beforehand to take the read out of the first batch's time."""
         if not self._checked:
             self._check_topics()
+        if self._after_abort:  # a clean abort leaves the committed state as it is; a replaced producer may not
+            self._after_abort = False
+            replaced = self._replacements() if self._replacements is not None else self._replaced_before + 1
+            self._must_read = self._must_read or replaced != self._replaced_before
+            self._replaced_before = replaced
         if not self._must_read or self._source is None:
             return
         self._must_read = False

@@ -243,3 +243,29 @@ def test_without_its_topics_the_monitor_stays_out_of_the_transactions() -> None:
     off = monitor(rows=100, state_source=store)
     assert off.records(batch(model("1"), training_rows(100), T0)) == []
     assert off.pending(final=True) == []
+
+
+def test_only_an_abort_with_a_replaced_producer_reads_the_state_back() -> None:
+    store = MemoryState()
+    reads: list[str] = []
+    original = store.read
+
+    def counting(scorer: str) -> MonitorState | None:
+        reads.append(scorer)
+        return original(scorer)
+
+    store.read = counting  # type: ignore[method-assign]
+    replaced = [0]
+    mon = monitor(rows=1000, state_source=store, replacements=lambda: replaced[0])
+    commit(mon, batch(model("1"), training_rows(100), T0), store)
+    assert len(reads) == 1  # at start
+    b = batch(model("1"), training_rows(100), T0 + timedelta(seconds=1))
+    mon.records(b)
+    mon.aborted(b)  # a clean abort: the committed state is what this process holds
+    commit(mon, b, store)
+    assert len(reads) == 1
+    mon.records(b)
+    mon.aborted(b)
+    replaced[0] += 1  # the loop replaced the producer: the commit's outcome was unknown
+    commit(mon, b, store)
+    assert len(reads) == 2
