@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from api.feedback import FeedbackPublisher
 from api.metrics import ApiMetrics
 from api.model_service import MlflowRunMetrics, ModelService, RunMetricsSource
-from api.monitoring_mlflow import MonitoringMlflowWriter
-from api.monitoring_sink import MonitoringSink
-from api.sink import AlertSink, ConsumerFactory, ProducerFactory, kafka_consumer, kafka_producer
-from api.sink_thread import SinkThread
-from api.store import AlertRepository
+from api.sink.alerts import AlertSink, ConsumerFactory, ProducerFactory, kafka_consumer, kafka_producer
+from api.sink.mlflow_writer import MonitoringMlflowWriter
+from api.sink.monitoring import MonitoringSink
+from api.sink.thread import SinkThread
+from api.store.alerts import AlertRepository
 from fraudstream.model.watcher import ModelWatcher, VersionSource
 from fraudstream.settings import Settings
 

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from api.bootstrap import ApiServices
 from api.exceptions import ModelUnavailableError
 from api.metrics import ApiMetrics
-from api.store import AlertRepository
+from api.store.alerts import AlertRepository
 from fraudstream.model.serving import FraudModel
 from fraudstream.settings import Settings
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from api.feedback_store import FeedbackRepository, StoredFeedback
+from api.store.feedback import FeedbackRepository, StoredFeedback
 from fraudstream.kafka.clients import consumer_config, producer_config
 from fraudstream.kafka.errors import kafka_error
 from fraudstream.kafka.topics import ensure_feedback_topic

@@ -13,7 +13,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BeforeValidator
 
-from api.cursor import Cursor
 from api.deps import StoreDep
 from api.exceptions import AlertNotFoundError, InvalidInputError
 from api.openapi import KEY_ERROR, QUERY_ERRORS, STORE_ERROR, error
@@ -26,7 +25,8 @@ from api.schemas import (
     MinuteCount,
     VersionCount,
 )
-from api.store import AlertFilter, StoredAlert, VerdictFilter, utc
+from api.store.alerts import AlertFilter, StoredAlert, VerdictFilter, utc
+from api.store.cursor import Cursor
 from fraudstream.rules import TransactionId, parse_timestamp
 
 MAX_LIMIT = 1000

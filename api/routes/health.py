@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from api.exceptions import StoreError
-from api.monitoring_store import StoredWindow
 from api.schemas import (
     CheckPublic,
     HealthPublic,
@@ -19,7 +18,8 @@ from api.schemas import (
     ReadinessPublic,
     SinkCheckPublic,
 )
-from api.sink_thread import SinkThread
+from api.sink.thread import SinkThread
+from api.store.monitoring import StoredWindow
 
 router = APIRouter(tags=["health"])
 

@@ -1,5 +1,5 @@
 """GET /monitoring (the newest window of every model version) and /monitoring/history (windows newest first, by
-page) from the monitoring windows the API's monitoring sink stored (api/monitoring_sink.py).
+page) from the monitoring windows the API's monitoring sink stored (api/sink/monitoring.py).
 
 Plain ``def``: the store's calls block, so FastAPI runs them in its thread pool.
 """
@@ -12,11 +12,11 @@ from fastapi import APIRouter, Query
 
 from api.deps import StoreDep
 from api.exceptions import InvalidInputError
-from api.monitoring_store import StoredWindow
 from api.openapi import KEY_ERROR, QUERY_ERRORS, STORE_ERROR
 from api.routes.alerts import QueryTime
 from api.schemas import MonitoringHistoryPublic, MonitoringLatestPublic, MonitoringWindowPublic
-from api.store import utc
+from api.store.alerts import utc
+from api.store.monitoring import StoredWindow
 
 MAX_LIMIT = 1000
 MAX_CURSOR = 2**62

@@ -13,7 +13,7 @@ import typer
 from fraudstream.cli.common import ExitCode, console, err_console, example, settings_or_exit
 
 if TYPE_CHECKING:
-    from api.sink import AlertSink
+    from api.sink.alerts import AlertSink
 
 
 SERVE_HELP = (
@@ -103,7 +103,7 @@ def sink(
     ] = 10.0,
 ) -> None:
     """Run the alert sink as its own process (help text: SINK_HELP)."""
-    from api.sink_thread import run_sink
+    from api.sink.thread import run_sink
     from fraudstream.kafka.watchdog import exit_process
     from fraudstream.shutdown import GracefulStop
 

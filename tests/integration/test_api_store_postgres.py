@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from monitoring_records import monitoring_record
 
 from api.app import create_app
-from api.store import AlertFilter, AlertRepository
+from api.store.alerts import AlertFilter, AlertRepository
 from fraudstream.kafka.local.processes import free_port
 from fraudstream.schemas import SEED_EXAMPLE, Alert, Explanation, Reason, TransactionFeatures
 from fraudstream.settings import load_settings

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.store import AlertRepository
+from api.store.alerts import AlertRepository
 from fraudstream.kafka.local.processes import free_port
 from fraudstream.schemas import SEED_EXAMPLE, Alert, Explanation, Reason, TransactionFeatures
 from fraudstream.settings import Settings

@@ -13,7 +13,7 @@ import httpx
 from confluent_kafka.admin import ConfigResource
 
 from api.feedback import FeedbackPublisher, kafka_producer
-from api.store import AlertRepository
+from api.store.alerts import AlertRepository
 from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import admin_client
 from fraudstream.schemas import Feedback

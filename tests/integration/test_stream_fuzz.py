@@ -15,8 +15,8 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from message_corpus import message
 
-from api.sink_decode import decode_alert
-from api.store import AlertRepository
+from api.sink.decode import decode_alert
+from api.store.alerts import AlertRepository
 from fraudstream.kafka.clients import producer_config
 from fraudstream.model.registry import ModelRegistry
 from fraudstream.schemas import FEATURES

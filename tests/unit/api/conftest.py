@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.feedback import FeedbackPublisher
-from api.store import AlertRepository
+from api.store.alerts import AlertRepository
 from fraudstream.model.engine import OnnxEngine
 from fraudstream.schemas import Alert
 from fraudstream.settings import Settings, load_settings

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.feedback import LEASE, FeedbackPublisher
-from api.store import AlertRepository
+from api.store.alerts import AlertRepository
 from fraudstream.schemas import Alert, Feedback
 
 from .conftest import unit_settings

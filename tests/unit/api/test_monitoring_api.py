@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from monitoring_records import monitoring_record
 
-from api.monitoring_mlflow import MonitoringMlflowWriter
-from api.monitoring_sink import MonitoringSink
-from api.store import AlertRepository
+from api.sink.mlflow_writer import MonitoringMlflowWriter
+from api.sink.monitoring import MonitoringSink
+from api.store.alerts import AlertRepository
 from fraudstream.monitoring import Confusion
 from fraudstream.settings import load_settings
 

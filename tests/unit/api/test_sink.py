@@ -13,9 +13,9 @@ import pytest
 from confluent_kafka import KafkaError
 
 from api.exceptions import StoreError
-from api.sink import AlertSink
-from api.sink_thread import SinkThread
-from api.store import AlertRepository
+from api.sink.alerts import AlertSink
+from api.sink.thread import SinkThread
+from api.store.alerts import AlertRepository
 from fraudstream.schemas import Alert
 from fraudstream.settings import load_settings
 

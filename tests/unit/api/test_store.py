@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from api.cursor import Cursor
 from api.exceptions import StoreError
-from api.store import AlertFilter, AlertRepository
-from api.store_sql import upsert_statement
+from api.store.alerts import AlertFilter, AlertRepository
+from api.store.cursor import Cursor
+from api.store.sql import upsert_statement
 from fraudstream.schemas import SEED_EXAMPLE, Alert, Explanation, Reason, TransactionFeatures
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)

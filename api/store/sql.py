@@ -1,7 +1,7 @@
 """The alert table and the few statements that differ between SQLite and PostgreSQL.
 
 ``event_time`` is stored in UTC: SQLite keeps timestamps as text without a zone, so every value written and every
-bound parameter is converted to UTC first (api/store.py), which keeps text order equal to time order.
+bound parameter is converted to UTC first (api/store/alerts.py), which keeps text order equal to time order.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Writes are upserts keyed by ``transaction_id`` (a redelivered alert is stored once, and keeps its verdict). Reads
 page newest first by ``(event_time, transaction_id)`` with a keyset cursor, so a page never repeats or skips an
 alert, however many alerts share one event time and however many arrive between two pages. Analysts' verdicts
-and their history live beside it (:mod:`api.feedback_store`, reached as ``repository.feedback``), and so do the
-monitoring windows of the serving models (:mod:`api.monitoring_store`, ``repository.monitoring``).
+and their history live beside it (:mod:`api.store.feedback`, reached as ``repository.feedback``), and so do the
+monitoring windows of the serving models (:mod:`api.store.monitoring`, ``repository.monitoring``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 
-from api.cursor import Cursor
 from api.exceptions import StoreError
-from api.feedback_store import FeedbackRepository
-from api.monitoring_store import MonitoringRepository
-from api.store_sql import (
+from api.store.cursor import Cursor
+from api.store.feedback import FeedbackRepository
+from api.store.monitoring import MonitoringRepository
+from api.store.sql import (
     add_column,
     alerts_table,
     hour_bucket,

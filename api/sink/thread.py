@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from api.sink import AlertSink
-from api.store import AlertRepository
+from api.sink.alerts import AlertSink
+from api.store.alerts import AlertRepository
 from fraudstream.settings import Settings
 from fraudstream.shutdown import Stop
 
@@ -100,7 +100,7 @@ def run_sink(
     stopped a sink other than ``stop`` stops the other one too and is raised, after the store's connections are
     closed.
     """
-    from api.monitoring_sink import MonitoringSink
+    from api.sink.monitoring import MonitoringSink
 
     store = AlertRepository.from_url(settings.alert_store)
     store.create_schema()

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.store import utc
+from api.store.alerts import utc
 from fraudstream.schemas import Alert
 
 INVALID_ALERT = "invalid_alert"

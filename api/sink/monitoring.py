@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.sink import AlertSink, ConsumerFactory, ProducerFactory, SinkObserver, kafka_consumer, kafka_producer
-from api.sink_decode import AlertProblem
-from api.store import AlertRepository, utc
+from api.sink.alerts import AlertSink, ConsumerFactory, ProducerFactory, SinkObserver, kafka_consumer, kafka_producer
+from api.sink.decode import AlertProblem
+from api.store.alerts import AlertRepository, utc
 from fraudstream.monitoring import MonitoringRecord
 from fraudstream.settings import Settings
 

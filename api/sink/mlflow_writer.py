@@ -8,7 +8,7 @@ timestamp, so ``mlflow ui`` draws the live curve beside the run's offline ``test
 
 Exactly one writer, and never a window twice:
 
-* the windows come from the store (api/monitoring_store.py), whose rows not yet marked logged are the outbox;
+* the windows come from the store (api/store/monitoring.py), whose rows not yet marked logged are the outbox;
   the scorer replicas never write to MLflow;
 * API replicas sharing a store take turns through a lease in it (the fraud-feedback publisher's mechanism);
 * a restart between MLflow taking a window and the store marking it finds the step already on the run (its
@@ -26,8 +26,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from api.monitoring_store import StoredWindow
-from api.store import AlertRepository
+from api.store.alerts import AlertRepository
+from api.store.monitoring import StoredWindow
 from fraudstream.settings import Settings
 
 log = logging.getLogger(__name__)

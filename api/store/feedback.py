@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from api.exceptions import StoreError
-from api.store_sql import alerts_table, feedback_table, leases_table
+from api.store.sql import alerts_table, feedback_table, leases_table
 from fraudstream.schemas import AwareDatetime, Feedback, Verdict
 
 Connect = Callable[..., AbstractContextManager[Connection]]

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from api.store_sql import monitoring_table
+from api.store.sql import monitoring_table
 from fraudstream.monitoring import MonitoringRecord
 
 Connect = Callable[..., AbstractContextManager[Connection]]

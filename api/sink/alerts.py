@@ -28,8 +28,8 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from api.exceptions import StoreError
-from api.sink_decode import STORE_REFUSED, AlertProblem, decode_alert
-from api.store import AlertRepository
+from api.sink.decode import STORE_REFUSED, AlertProblem, decode_alert
+from api.store.alerts import AlertRepository
 from fraudstream.kafka import dead_letter as dlq
 from fraudstream.kafka.clients import PRODUCER_MESSAGE_MAX_BYTES, consumer_config, producer_config
 from fraudstream.kafka.errors import describe, kafka_error, means_unreachable, refuses_record
@@ -104,7 +104,7 @@ def kafka_producer(config: dict[str, Any]) -> Any:
 class AlertSink:
     """Consumes alerts into an AlertRepository. ``run(stop)`` blocks until ``stop`` is set.
 
-    The loop knows nothing of alerts beyond three hooks a sink of another topic overrides (api/monitoring_sink.py):
+    The loop knows nothing of alerts beyond three hooks a sink of another topic overrides (api/sink/monitoring.py):
     :meth:`decode` (a message to an item, or the problem that dead-letters it), :meth:`upsert` (store items,
     idempotently) and :meth:`after_batch` (work once a batch is stored and committed).
     """
