@@ -140,6 +140,37 @@ def train_model(settings: Settings, train_csv: Path, trees: int) -> tuple[str, s
     )
 
 
+def _sibling(name: str) -> Any:
+    """Another script of benchmarks/ as a module (this folder is off sys.path, so that `import scorer` is ours)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", _HERE / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def monitoring_cost(settings: Settings, train_csv: Path, production: str, rows: int, repeat: int, trees: int) -> Any:
+    """benchmarks/monitoring.py's measurement on this run's topic: monitoring off, on, and on with a challenger
+    (a second forest trained with another seed, under the challenger alias; production keeps its version)."""
+    from fraudstream.model.registry import ModelRegistry
+    from trainer.config import TrainConfig
+    from trainer.service import train
+
+    challenger = train(settings, TrainConfig(data=train_csv, n_estimators=trees, bootstrap_rounds=200, seed=4))
+    if challenger.version is None:
+        raise SystemExit(f"the benchmark challenger was not registered: {challenger.decision.reason}")
+    client = ModelRegistry(settings).client
+    client.set_registered_model_alias(settings.model_name, settings.model_alias, production)
+    client.set_registered_model_alias(settings.model_name, settings.model_challenger_alias, challenger.version)
+    try:
+        return _sibling("monitoring").monitoring_benchmark(settings, rows, repeat)
+    finally:  # the runs after this one score without a shadow
+        client.delete_registered_model_alias(settings.model_name, settings.model_challenger_alias)
+
+
 def replay_all(settings: Settings, csv: Path, rate: float | None = None) -> None:
     from producer.bootstrap import replay
     from producer.pacing import Pace
@@ -742,6 +773,9 @@ def main() -> None:
     parser.add_argument("--explain-rows", type=int, default=50_000, help="transactions of each reason-code stream")
     parser.add_argument("--explain-repeat", type=int, default=3, help="runs off and on of each reason-code stream")
     parser.add_argument("--skip-explanations", action="store_true", help="leave out the reason-code section")
+    parser.add_argument(
+        "--skip-monitoring", action="store_true", help="leave out monitoring off / on / with a challenger"
+    )
     parser.add_argument("--only-explanations", action="store_true", help="run the reason-code section alone")
     args = parser.parse_args()
     configure_logging("WARNING")
@@ -819,6 +853,9 @@ def main() -> None:
                 csv, index=False, float_format="%.15g"
             )
             latencies[rate] = latency_run(settings, csv, rate)
+        monitored = None
+        if not args.skip_monitoring:  # last of the Kafka runs: it moves the aliases
+            monitored = monitoring_cost(settings, data.train_csv, version, options.rows, options.repeat, args.trees)
         explained: list[ExplanationRun] = []
         loads: tuple[float, float, float | None] = (0.0, 0.0, None)
         if not skip_explanations:
@@ -890,6 +927,9 @@ def main() -> None:
         )
     print()
     print_profile(profile)
+    if monitored is not None:
+        print()
+        _sibling("monitoring").print_cost(monitored, settings.monitor_window_rows, batch)
     if explained:
         print_explanations(explained, loads, settings.explain_exact_budget_ms)
 
