@@ -203,7 +203,7 @@ class MonitoringStatusPublic(BaseModel):
     model_version: str
     role: Role
     status: Status
-    window: int = Field(description="The version's window number.")
+    number: int = Field(description="The version's window number (1, 2, ... in the topic's order).")
     window_end: datetime
     reasons: list[str]
 
@@ -224,10 +224,11 @@ class ReadinessPublic(BaseModel):
 
 
 class MonitoringWindowPublic(MonitoringRecord):
-    """One monitoring window of one model version, as the scorer published it on fraud-monitoring, with the
-    version's window number (the ``step`` of its ``live_*`` metrics in MLflow) and when the API stored it."""
+    """One monitoring window of one model version, as the scorer published it on fraud-monitoring (``window`` is
+    the publishing replica's own count), with the version's window number (``number``: the ``step`` of its
+    ``live_*`` metrics in MLflow) and when the API stored it."""
 
-    window: int = Field(ge=1, description="The version's window number, 1, 2, ... in the topic's order.")
+    number: int = Field(ge=1, description="The version's window number, 1, 2, ... in the topic's order.")
     stored_at: datetime
 
 

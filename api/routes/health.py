@@ -85,7 +85,7 @@ def _serving_windows(services: ServicesDep) -> list[MonitoringStatusPublic]:
             model_version=w.record.model_version,
             role=w.record.role,
             status=w.record.status,
-            window=w.window,
+            number=w.window,
             window_end=w.record.window_end,
             reasons=w.record.reasons,
         )

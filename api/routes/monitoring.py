@@ -68,5 +68,5 @@ def window_history(
 
 def public(window: StoredWindow) -> MonitoringWindowPublic:
     return MonitoringWindowPublic.model_validate(
-        {**window.record.model_dump(), "window": window.window, "stored_at": window.stored_at}
+        {**window.record.model_dump(), "number": window.window, "stored_at": window.stored_at}
     )

@@ -115,18 +115,18 @@ def test_the_api_serves_committed_windows_and_logs_each_once_on_the_versions_run
 
     def latest_window() -> Any:
         body = httpx.get(f"{base}/monitoring", timeout=5).json()
-        return body if body["count"] and body["data"][0]["window"] == 3 else None
+        return body if body["count"] and body["data"][0]["number"] == 3 else None
 
     body = _until("GET /monitoring serving the third window", latest_window, service=api)
     (served,) = body["data"]
     assert MonitoringRecord.model_validate(served) == windows[2]
     history = httpx.get(f"{base}/monitoring/history", params={"limit": 2}, timeout=5).json()
     rest = httpx.get(f"{base}/monitoring/history", params={"cursor": history["next_cursor"]}, timeout=5).json()
-    assert [w["window"] for w in history["data"] + rest["data"]] == [3, 2, 1]
+    assert [w["number"] for w in history["data"] + rest["data"]] == [3, 2, 1]
     assert 999 not in [w["scored"] for w in history["data"] + rest["data"]]  # the aborted window never shows
     ready = httpx.get(f"{base}/readyz", timeout=5).json()
     assert ready["monitoring"]["ok"]
-    assert [(v["model_version"], v["status"], v["window"]) for v in ready["monitoring"]["versions"]] == [
+    assert [(v["model_version"], v["status"], v["number"]) for v in ready["monitoring"]["versions"]] == [
         (version, "ok", 3)
     ]
     (dead,) = read_topic(settings, settings.topic_sink_dlq, at_least=1)

@@ -114,10 +114,10 @@ def test_get_monitoring_serves_the_latest_window_per_version_and_the_history_by_
     body = client.get("/monitoring").json()
     assert body["count"] == 2
     newest = body["data"][0]
-    assert (newest["model_version"], newest["window"], newest["status"]) == ("2", 2, "drift")
+    assert (newest["model_version"], newest["number"], newest["status"]) == ("2", 2, "drift")
     assert newest["feature_psi"]["V14"] == 0.4
     assert newest["reasons"] == ["V14 PSI 0.400 > 0.25"]
-    assert (body["data"][1]["model_version"], body["data"][1]["window"]) == ("1", 2)
+    assert (body["data"][1]["model_version"], body["data"][1]["number"]) == ("1", 2)
 
     first = client.get("/monitoring/history", params={"limit": 3}).json()
     assert first["count"] == 3
@@ -125,10 +125,10 @@ def test_get_monitoring_serves_the_latest_window_per_version_and_the_history_by_
     rest = client.get("/monitoring/history", params={"limit": 3, "cursor": first["next_cursor"]}).json()
     assert rest["count"] == 1
     assert rest["next_cursor"] is None
-    windows = [(w["model_version"], w["window"]) for w in first["data"] + rest["data"]]
+    windows = [(w["model_version"], w["number"]) for w in first["data"] + rest["data"]]
     assert windows == [("2", 2), ("2", 1), ("1", 2), ("1", 1)]
     only = client.get("/monitoring/history", params={"model_version": "1", "since": "2026-12-01T12:01:00Z"})
-    assert [(w["model_version"], w["window"]) for w in only.json()["data"]] == [("1", 2)]
+    assert [(w["model_version"], w["number"]) for w in only.json()["data"]] == [("1", 2)]
 
 
 @pytest.mark.parametrize("cursor", ["abc", "0", "-4", "1e3", "99999999999999999999"])
@@ -164,7 +164,7 @@ def test_readyz_reports_the_monitoring_sink_and_the_latest_status_per_serving_ve
     assert monitoring["stored"] == 1
     assert monitoring["partitions"] == 3
     (version,) = monitoring["versions"]
-    assert (version["model_version"], version["role"], version["status"], version["window"]) == (
+    assert (version["model_version"], version["role"], version["status"], version["number"]) == (
         "1",
         "production",
         "drift",
