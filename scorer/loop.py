@@ -178,7 +178,7 @@ class ScorerLoop:
         try:
             # init_transactions (which fences a crashed predecessor and settles its transaction) runs while the
             # model loads: a restarted replica scores again that much sooner.
-            starting = _InBackground(self.transactor.start, name="scorer-start")
+            starting = _InBackground(self._start_producer, name="scorer-start")
             if not self._wait_for_model() or not starting.result():
                 return self.status
             self._join()
@@ -248,6 +248,14 @@ class ScorerLoop:
         return dataclasses.replace(report, problems=problems)
 
     # ---- the model --------------------------------------------------------------------------------------------
+    def _start_producer(self) -> bool:
+        """init_transactions (fencing a crashed predecessor, settling its transaction), then the observer's own
+        start (e.g. monitoring state read back): both while the model loads, off the loop thread."""
+        if not self.transactor.start():
+            return False
+        self.observer.prepare()
+        return True
+
     def _wait_for_model(self) -> bool:
         """Poll the registry until a production model exists; no partitions are held while waiting."""
         self.watcher.poll()

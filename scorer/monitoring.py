@@ -233,6 +233,14 @@ class WindowMonitor:
             out.append((self._state_topic, state.record(self.scorer)))
         return out
 
+    def prepare(self) -> None:
+        """At start, after init_transactions settled the predecessor's transaction: read the committed state
+        back now, so that the first batch does not wait for it (see :meth:`resume`)."""
+        try:
+            self.resume()
+        except Exception:  # never stop scoring for monitoring: the first batch tries again
+            log.exception("monitoring could not read its state back at start")
+
     def resume(self) -> None:
         """Read the committed state back when due (at start, after an abort); the first batch calls it, or call it
         beforehand to take the read out of the first batch's time."""

@@ -49,6 +49,10 @@ class BatchObserver(Protocol):
 
     def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]: ...
 
+    def prepare(self) -> None:
+        """Once, at start, after the producer's init_transactions and before any batch, off the loop thread (it
+        overlaps the model's loading): e.g. read committed state back, out of the first batch's time."""
+
 
 class NoObserver:
     """The observer when nothing watches the batches (monitoring off)."""
@@ -64,3 +68,6 @@ class NoObserver:
 
     def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]:
         return []
+
+    def prepare(self) -> None:
+        return None

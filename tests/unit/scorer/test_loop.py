@@ -86,6 +86,9 @@ class CountingObserver:
         values, self.on_their_own[final] = self.on_their_own[final], []
         return [("monitoring", OutRecord(key=b"m", value=value)) for value in values]
 
+    def prepare(self) -> None:
+        return None
+
 
 class Harness:
     def __init__(

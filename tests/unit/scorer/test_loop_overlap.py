@@ -47,6 +47,9 @@ class OrderObserver:
     def pending(self, *, final: bool) -> list[tuple[str, OutRecord]]:
         return []  # nothing of its own to publish when idle
 
+    def prepare(self) -> None:
+        return None
+
 
 def _first(batch: ScoredBatch) -> int:
     return batch.consumed
