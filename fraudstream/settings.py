@@ -176,11 +176,11 @@ class Settings(BaseSettings):
         "dynamic membership (a restart after a crash waits for the session timeout).",
     )
     scorer_transaction_timeout_ms: int = Field(
-        10_000,
+        20_000,
         ge=1000,
         le=900_000,
         description="How long an abandoned scorer transaction may block readers, and the replica that takes over "
-        "its partitions (Kafka Streams' exactly-once default).",
+        "its partitions (10 s made a scorer that lived through a 60 s broker outage stop scoring: measured).",
     )
     scorer_session_timeout_ms: int = Field(
         10_000,

@@ -308,14 +308,14 @@ def report(what: str, outcome: Outcome) -> tuple[set[str], set[str]]:
     )
 
 
-def assert_exactly_once_without_long_stalls(what: str, outcome: Outcome) -> None:
+def assert_exactly_once_without_long_stalls(what: str, outcome: Outcome, bound_s: float = STALL_BOUND_S) -> None:
     lost, duplicated = report(what, outcome)
     assert not lost
     assert not duplicated
     assert {alert.transaction_id for alert in outcome.alerts} == outcome.expected
     assert outcome.stats.delivered == outcome.stats.sent  # the replay never reports an undelivered transaction
     assert outcome.stats.failed == outcome.stats.undelivered == 0
-    assert outcome.stall.seconds <= STALL_BOUND_S, f"partition {outcome.stall.partition} stalled: {outcome.run}"
+    assert outcome.stall.seconds <= bound_s, f"partition {outcome.stall.partition} stalled: {outcome.run}"
 
 
 def coordinator_of_group(conn: Any, group_id: str) -> int:
@@ -450,5 +450,12 @@ def test_kill_9_of_one_of_two_scorer_replicas_on_the_cluster_the_survivor_takes_
         replicas=2,
         scorer_session_timeout_ms=session_s * 1000,
     )
-    assert_exactly_once_without_long_stalls("cluster: kill -9 of one of two scorer replicas", outcome)
+    # Not the 15 s: the survivor scores the dead replica's partitions only once Kafka has aborted its open
+    # transaction (until then their committed offsets are unstable, KIP-447): the transaction timeout, then Kafka's
+    # sweep of timed-out transactions (10 s). Both shorter made a scorer that lived through a 60 s single-broker
+    # outage stop scoring (test_stream_outage.py), so the defaults stay and this fault's bound says what they cost.
+    timed_out_s = cluster_settings.scorer_transaction_timeout_ms / 1000 + 10
+    assert_exactly_once_without_long_stalls(
+        "cluster: kill -9 of one of two scorer replicas", outcome, bound_s=timed_out_s + STALL_BOUND_S / 3
+    )
     assert outcome.run.measured["takeover_s"] <= takeover_bound_s, outcome.run.measured

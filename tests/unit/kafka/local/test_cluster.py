@@ -103,13 +103,6 @@ def test_a_single_node_keeps_kafkas_broker_session_defaults(tmp_path: Path) -> N
     assert "broker.heartbeat.interval.ms" not in props
 
 
-def test_every_node_aborts_a_timed_out_transaction_within_a_second(tmp_path: Path) -> None:
-    for ports in ((19601,), (19601, 19602, 19603)):
-        quorum = Quorum("cid", ports)
-        props = properties(render_server_properties(node_id=1, port=19500, quorum=quorum, data_dir=tmp_path / "d"))
-        assert props["transaction.abort.timed.out.transaction.cleanup.interval.ms"] == "1000"
-
-
 # ---- layout ----------------------------------------------------------------------------------------------------
 def test_nodes_of_a_cluster_have_homes_and_ports_of_their_own(cluster: LocalCluster) -> None:
     first = cluster.ports[0]
