@@ -92,6 +92,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a `fraudstream serve` or `sink` process with these settings."""
     names = (
         "kafka_bootstrap",
+        "monitor_to_mlflow",
         "topic_alerts",
         "sink_group_id",
         "state_dir",

@@ -110,6 +110,8 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[SettingsF
         "scorer_group_id": f"scorer-{suffix}",
         "sink_group_id": f"alert-sink-{suffix}",
         "scorer_metrics_port": 0,
+        # the session's one model version is shared: only the test of the MLflow writer writes live_* on its run
+        "monitor_to_mlflow": False,
         "state_dir": tmp_path / "state",
     }
     created: list[tuple[KafkaConnection, list[str]]] = []

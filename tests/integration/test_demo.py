@@ -162,7 +162,8 @@ def test_demo_runs_end_to_end_and_its_summary_matches_the_topics(
         MonitoringRecord.model_validate_json(value) for value in _read_topic(settings, settings.topic_monitoring)
     ]
     assert {line["model_version"] for line in summary["monitoring"]} == {r.model_version for r in records}
-    assert sum(line["windows"] for line in summary["monitoring"]) == len(records)
+    # the scorer publishes its open window when it stops, after the summary was printed: at most that one is missing
+    assert len(records) - 1 <= sum(line["windows"] for line in summary["monitoring"]) <= len(records)
     assert ("monitoring v1" if records else "no monitoring record arrived") in demo.output
     assert "Where next" in demo.output
     _assert_gone(demo.service_pids())

@@ -97,7 +97,7 @@ def test_the_api_serves_committed_windows_and_logs_each_once_on_the_versions_run
     services: Callable[..., Service],
     tmp_path: Path,
 ) -> None:
-    settings = settings_factory(**model_store, api_port=free_port())
+    settings = settings_factory(**model_store, api_port=free_port(), monitor_to_mlflow=True)
     name, version = settings.model_name, trained_model.version
     windows = [
         monitoring_record(i, model_name=name, version=version, confusion=Confusion(tp=8 + i, fp=2, fn=1, tn=900))
