@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pandas as pd
 
 from fraudstream.feedback import latest_verdicts, relabel
-from fraudstream.schemas import Feedback
 
-AT = datetime(2024, 5, 1, tzinfo=timezone.utc)
-
-
-def _verdict(feedback_id: int, transaction_id: str, verdict: str) -> Feedback:
-    return Feedback(
-        feedback_id=feedback_id,
-        transaction_id=transaction_id,
-        verdict=verdict,  # type: ignore[arg-type]
-        analyst="ana",
-        decided_at=AT,
-        model_name="m",
-        model_version="1",
-    )
+from .verdicts import verdict as _verdict
 
 
 def test_the_latest_verdict_of_a_transaction_counts_whatever_the_order_read() -> None:

@@ -8,7 +8,6 @@ them from a real broker.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -23,20 +22,9 @@ from trainer.config import TrainConfig
 from trainer.service import train
 from trainer.tracking import PREDICTIONS_ARTIFACT
 
+from ..verdicts import verdict as _verdict
+
 SMALL_FOREST = {"n_estimators": 10, "max_depth": 6, "n_jobs": 1, "bootstrap_rounds": 200, "seed": 7}
-AT = datetime(2024, 5, 1, tzinfo=timezone.utc)
-
-
-def _verdict(feedback_id: int, transaction_id: str, verdict: str) -> Feedback:
-    return Feedback(
-        feedback_id=feedback_id,
-        transaction_id=transaction_id,
-        verdict=verdict,  # type: ignore[arg-type]
-        analyst="ana",
-        decided_at=AT,
-        model_name="m",
-        model_version="1",
-    )
 
 
 @pytest.fixture(scope="module")
