@@ -102,6 +102,10 @@ def _run(settings: Settings, rows: int, mode: str) -> tuple[float, int]:
 
 def monitoring_benchmark(settings: Settings, rows: int, repeat: int, modes: tuple[str, ...] = MODES) -> MonitoringCost:
     """Throughput per mode over the ``rows`` transactions already on ``settings.topic_transactions``."""
+    from fraudstream.kafka.topics import ensure_flow_topics, ensure_monitoring_state_topic
+
+    ensure_flow_topics(settings)  # fraud-monitoring among them
+    ensure_monitoring_state_topic(settings)  # without it the scorer says a crash would lose the open window
     rates: dict[str, list[float]] = {mode: [] for mode in modes}
     windows: dict[str, int] = dict.fromkeys(modes, 0)
     _run(settings, rows, "off")  # warm-up, not counted: a fresh broker's JVM compiles its hot paths
@@ -206,7 +210,6 @@ def main() -> None:
             scorer_metrics_port=0,
             **overrides,
         )
-        from fraudstream.kafka.topics import COMPACTED, ensure_topics, standard_topics
         from fraudstream.model.registry import ModelRegistry
         from producer.bootstrap import replay
         from producer.replay import ReplayOptions
@@ -218,8 +221,6 @@ def main() -> None:
         client = ModelRegistry(settings).client
         client.set_registered_model_alias(settings.model_name, settings.model_alias, production)
         client.set_registered_model_alias(settings.model_name, settings.model_challenger_alias, challenger)
-        ensure_topics(settings.kafka(), standard_topics(settings))
-        ensure_topics(settings.kafka(), {settings.topic_monitoring_state: 1}, config=COMPACTED)
         stats = replay(settings, ReplayOptions(data=stream_csv), stop=threading.Event())
         assert stats.delivered == stats.sent == args.rows, stats
         cost = monitoring_benchmark(settings, args.rows, args.repeat)

@@ -148,6 +148,7 @@ def _sibling(name: str) -> Any:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -818,8 +819,10 @@ def main() -> None:
             print(f"  machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} at start, {end_load:.1f} at end")
             print_explanations(explained, loads, settings.explain_exact_budget_ms)
             return
-        from fraudstream.kafka.topics import ensure_topics
+        from fraudstream.kafka.topics import ensure_flow_topics, ensure_monitoring_state_topic, ensure_topics
 
+        ensure_flow_topics(settings)  # as `fraudstream score` makes sure of them: monitoring's topics among them
+        ensure_monitoring_state_topic(settings)
         ensure_topics(
             settings.kafka(),
             [f"{settings.topic_alerts}-{name}" for name in ("passthrough", "quix", "profile", "naive")],

@@ -5,9 +5,10 @@ window that must never show), so these tests do not wait on the scorer's windows
 
 * ``fraudstream serve`` materialises them: GET /monitoring serves the latest window, /monitoring/history every
   committed one, /readyz the status; a poison record goes to the sink's DLQ with its reason;
-* the API's MLflow writer logs them on the version's run (MlflowClient.get_metric_history; the REST API of
-  `mlflow server` serves the same store, but its start takes over a minute on a loaded machine: left out), and a
-  restart of the API writes no window twice;
+* the API's MLflow writer logs them on the version's run, read back with MlflowClient.get_metric_history and
+  through the REST API of a real `mlflow server` on the same store (what `mlflow ui` draws its charts from; the
+  server starts with the test, as its start takes a minute on a loaded machine), and a restart of the API writes
+  no window twice;
 * ``train --as-challenger`` sets the challenger alias, ``model status`` shows both, ``monitor --once`` both
   versions' windows, and ``model promote`` moves the production alias and records why as tags.
 """
@@ -18,7 +19,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,50 @@ def _until(what: str, check: Callable[[], Any], timeout: float = 60.0, service: 
         time.sleep(0.5)
 
 
+class MlflowServer:
+    """`mlflow server` on a store, started at once (its start is slow) and asked only when needed."""
+
+    def __init__(self, tracking_uri: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._log = (workdir / "mlflow-server.log").open("wb")
+        command = [str(FRAUDSTREAM.parent / "mlflow"), "server", "--backend-store-uri", tracking_uri]
+        command += ["--default-artifact-root", str(workdir / "artifacts"), "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--workers", "1"]
+        self.process = subprocess.Popen(command, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def history(self, run_id: str, key: str, timeout: float = 180.0) -> list[tuple[int, float]]:
+        """GET /api/2.0/mlflow/metrics/get-history, waiting for the server to answer."""
+        url = f"{self.base}/api/2.0/mlflow/metrics/get-history"
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, f"mlflow server exited with {self.process.returncode}"
+            try:
+                response = httpx.get(url, params={"run_id": run_id, "metric_key": key}, timeout=10)
+                response.raise_for_status()
+                return sorted((m["step"], m["value"]) for m in response.json()["metrics"])
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def mlflow_server(model_store: dict[str, str], tmp_path: Path) -> Iterator[MlflowServer]:
+    server = MlflowServer(model_store["mlflow_tracking_uri"], tmp_path)
+    yield server
+    server.stop()
+
+
 def _history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
@@ -93,6 +138,7 @@ def _history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, flo
 def test_the_api_serves_committed_windows_and_logs_each_once_on_the_versions_run(
     trained_model: Any,
     model_store: dict[str, str],
+    mlflow_server: MlflowServer,
     settings_factory: Callable[..., Settings],
     services: Callable[..., Service],
     tmp_path: Path,
@@ -140,6 +186,8 @@ def test_the_api_serves_committed_windows_and_logs_each_once_on_the_versions_run
     for key in LIVE_METRICS:
         assert [step for step, _ in _history(client, run_id, key)] == [1, 2, 3], key
     assert "test_f1" in client.get_run(run_id).data.metrics  # beside the offline metrics of the same run
+    for key in LIVE_METRICS:  # what `mlflow ui` charts: the REST API of a real tracking server on the same store
+        assert dict(mlflow_server.history(run_id, key)) == pytest.approx(dict(_history(client, run_id, key))), key
 
     # A restart re-reads nothing twice: the next window is step 4, and every earlier step is still there once.
     assert api.stop() == 0
