@@ -72,8 +72,8 @@ class Outage:
     "REGISTRATION until the old session expires), cannot reach its own listener, and when that registration is "
     "fenced drops the end markers ('Couldn't find leader endpoint ... likely deleted'): the transaction's offsets on "
     "__consumer_offsets stay pending, so every read_committed committed() times out, the scorer's and a fresh "
-    "consumer's alike (1 of 6 runs on 2026-12-02, a PrepareCommit; the earlier 4 of 4 failures with a 1 s sweep fit "
-    "too: it aborts the outage-spanning transaction inside that window). Still run, so a fix shows as XPASS.",
+    "consumer's alike (3 of 11 runs on 2026-12-02, each a PrepareCommit; the earlier 4 of 4 failures with a 1 s "
+    "sweep fit too: it aborts the outage-spanning transaction inside that window). Still run, so a fix shows as XPASS.",
     strict=False,
 )
 def test_a_broker_killed_mid_replay_then_back_after_5_s_and_after_60_s_is_ridden_out_exactly_once(
