@@ -29,7 +29,11 @@ Why it stays exactly once (the next transaction never begins before the previous
   thread. Each callback first waits for the transaction in flight to end, so no callback runs while a
   transaction is open: revoked partitions are handed over with their offsets committed (or with the batch
   aborted, and the next owner reads it again). Messages of partitions revoked while a batch was being taken
-  (between two ``consume()`` calls) are dropped from it: the next owner reads them;
+  (between two ``consume()`` calls) are dropped from it: the next owner reads them. When that owner is this
+  consumer again (partitions lost to a session timeout, then assigned back, within one batch), its position is
+  already past the dropped messages: the whole batch is dropped and the consumer rewound to the committed
+  offsets, or the next transaction would commit offsets past messages never scored (measured: 100 rows, 4
+  alerts lost after a 60 s broker outage);
 * **producer replacement** (fatal, fenced, a stuck call, a commit whose outcome is unknown): the commit thread
   only reports it; the loop thread drops the batch it scored meanwhile, replaces the producer (its
   ``init_transactions`` settles the old transaction) and rewinds, as before;
@@ -323,8 +327,23 @@ class ScorerLoop:
                 messages += self._consume(self.batch_size - len(messages), self.linger_s)
         if self._revoked:
             revoked = self._revoked
-            messages = [m for m in messages if m.error() is not None or (m.topic(), m.partition()) not in revoked]
+            kept = [m for m in messages if m.error() is not None or (m.topic(), m.partition()) not in revoked]
+            dropped = {(m.topic(), m.partition()) for m in messages if m.error() is None} & revoked
+            messages = kept
+            back = dropped & self._assigned()
+            if back:  # lost and assigned again within this batch: the consumer's position is past what was dropped
+                log.info(
+                    "partitions taken back while a batch was taken: it is dropped, and read again from the "
+                    "committed offsets (%s)",
+                    ", ".join(f"{t}[{p}]" for t, p in sorted(back)),
+                )
+                self.transactor.rewind()
+                return []
         return messages
+
+    def _assigned(self) -> set[tuple[str, int]]:
+        assert self.consumer is not None
+        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
 
     def _consume(self, count: int, timeout_s: float) -> list[Any]:
         assert self.consumer is not None

@@ -22,6 +22,10 @@ its timeout plus a margin, nor past a stop request plus a second). What happens 
   outcome is unknown): :class:`~scorer.exceptions.ProducerUnusableError`. The loop then calls :meth:`replace`:
   a new producer with the same ``transactional.id``, whose ``init_transactions`` fences the old one and settles
   its open transaction (committed or aborted), then a rewind to the committed offsets, which are now the truth.
+* **a rewind whose committed offsets do not answer**: ``committed()`` (read_committed, so KIP-447's stable
+  offsets) waits while a transaction holding the group's offsets is open and only ever reports _TIMED_OUT; the
+  rewind asks until it answers, and says once when that looks like a hanging transaction
+  (:meth:`Transactor.rewind`). A partition answered with an error is asked again, never read from its start.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ With the watchdog's margin (``WATCHDOG_MARGIN_S``) it bounds how long a stuck ca
 broker comes back: a call stuck since just before the return is abandoned 7 s later, then a new producer starts."""
 WATCHDOG_MARGIN_S = 2.0
 STOP_CALL_TIMEOUT_S = 1.0
+HANGING_AFTER_S = 60.0
+"""How long the rewind waits for the committed offsets before it logs that a transaction holding them hangs
+(longer than a crashed replica's transaction lasts: its timeout plus Kafka's 10 s sweep)."""
 
 
 class TransactionalProducer(Protocol):
@@ -304,23 +311,42 @@ class Transactor:
     def rewind(self) -> bool:
         """Seek every partition this consumer has read from back to its committed offset, asking the group
         coordinator until it answers. False when stopped first (the next owner starts from the committed
-        offsets anyway)."""
+        offsets anyway).
+
+        A ``read_committed`` consumer's ``committed()`` does not answer while a transaction holding offsets of the
+        group is open (KIP-447: librdkafka retries the broker's UNSTABLE_OFFSET_COMMIT until the call times out, so
+        the caller only ever sees _TIMED_OUT). That ends when the transaction does (e.g. a crashed replica's, when
+        Kafka times it out); one whose end marker the broker dropped never ends (measured on a single KRaft node
+        restarted after ``kill -9``: tests/integration/test_stream_outage.py), and this says so once, with the way
+        out, after ``HANGING_AFTER_S``. A partition answered with an error is asked again, never read from its
+        start (which would score it all again).
+        """
         consumed = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
         if not consumed:
             return True
         delay = 0.2
+        since = self._clock()
+        told = False
         while True:
             try:
-                committed = self._watchdog.call(
-                    "committed",
-                    lambda: self.consumer.committed(consumed, timeout=self._call_timeout),
-                    timeout_s=self._call_timeout,
-                )
+                committed = self._committed(consumed)
                 break
             except CallAbandoned as exc:
                 raise ConsumerUnusableError(str(exc), abandoned=True) from exc
             except KafkaException as exc:
-                self._note_failure("reading the committed offsets", kafka_error(exc))
+                error = kafka_error(exc)
+                self._note_failure("reading the committed offsets", error)
+                if not told and error.code() == KafkaError._TIMED_OUT and self._clock() - since >= HANGING_AFTER_S:
+                    told = True
+                    log.error(
+                        "the committed offsets of %s have not answered for %.0f s: a transaction holding them is "
+                        "still open. If no replica of this group is in the middle of one, it hangs (a broker that "
+                        "restarted dropped its end marker): `fraudstream kafka tool kafka-transactions find-hanging "
+                        "--broker-id <the group coordinator>` names it; aborting it (`kafka-transactions abort`) "
+                        "lets scoring resume from the offsets committed before it, so that batch may be scored twice",
+                        ", ".join(sorted({tp.topic for tp in consumed})),
+                        self._clock() - since,
+                    )
                 if self._stop.wait(delay):
                     return False
                 delay = min(delay * 2, 2.0)
@@ -333,6 +359,19 @@ class Transactor:
                 continue
             log.info("rewound %s[%d] to offset %s", tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0)
         return True
+
+    def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The committed offsets of ``partitions``; a partition the coordinator answered with an error raises
+        (never taken for "nothing committed yet")."""
+        committed: list[TopicPartition] = self._watchdog.call(
+            "committed",
+            lambda: self.consumer.committed(partitions, timeout=self._call_timeout),
+            timeout_s=self._call_timeout,
+        )
+        for tp in committed:
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+        return committed
 
     # ---- records ----------------------------------------------------------------------------------------------
     def _outgoing(self, batch: ScoredBatch) -> Iterator[tuple[str, str, OutRecord]]:

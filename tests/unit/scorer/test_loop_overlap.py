@@ -193,6 +193,34 @@ def test_messages_of_a_partition_revoked_while_a_batch_is_taken_are_left_to_its_
     assert producer.committed_positions == {0: 7, 1: 8}
 
 
+class MidBatchLostAndBack(LogConsumer):
+    """Loses partition 2 during the second consume() call of the first batch and gets it straight back (a session
+    timeout, then the same static member rejoining): like librdkafka, the position restarts from the committed
+    offset, so that call hands out partition 2's messages again."""
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        if len(self.calls) == 1:
+            self.callbacks["on_lost"](self, [TopicPartition(TOPIC, 2)])
+            self.callbacks["on_assign"](self, [TopicPartition(TOPIC, 2)])
+            self.positions[2] = self.producer.committed_positions.get(2, 0)
+        return super().consume(num_messages, timeout)
+
+
+def test_a_partition_lost_and_assigned_back_while_a_batch_is_taken_loses_no_message() -> None:
+    producer = FakeProducer()
+    log = messages(0, 12)
+    consumer = MidBatchLostAndBack(log, producer, per_call=3)
+    harness = Harness(FakeRegistry("1"), consumer=consumer, producer=producer, linger_s=0.05)
+    consumer.on_empty = lambda: consumer.all_committed() and harness.stop.set()
+
+    status = harness.loop.run()
+
+    # Every message scored in a committed batch exactly once: none skipped by a position past dropped messages.
+    assert (status.consumed, status.scored) == (12, 12)
+    assert producer.committed_positions == {0: 10, 1: 11, 2: 12}
+    assert consumer.seeks  # the batch taken across the rebalance was dropped and the consumer rewound
+
+
 def test_a_batch_closes_as_soon_as_nothing_more_is_buffered() -> None:
     harness, consumer, _ = log_harness(messages(0, 7), per_call=1_000, batch_timeout_s=0.3)
 

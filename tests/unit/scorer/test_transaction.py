@@ -6,9 +6,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from fraudstream.kafka import dead_letter as dlq
 from fraudstream.kafka.records import OutRecord, Source
@@ -17,7 +19,7 @@ from scorer.batch import ScoredBatch
 from scorer.exceptions import FatalKafkaError, ProducerUnusableError
 from scorer.transaction import CommitOutcome, Transactor
 
-from .fakes import FakeConsumer, FakeProducer, kafka_exception, make_transactor, refusal
+from .fakes import TOPIC, FakeConsumer, FakeProducer, kafka_exception, make_transactor, refusal
 
 
 @pytest.fixture
@@ -132,6 +134,76 @@ def test_an_abort_that_fails_asks_for_a_new_producer(transactor: Transactor, pro
         transactor.commit(a_batch())
     assert producer.calls.count("abort") == 2
     assert transactor.in_transaction is False
+
+
+@dataclass
+class Answered:
+    """A committed() answer for one partition with its error (confluent-kafka's TopicPartition takes none)."""
+
+    topic: str
+    partition: int
+    offset: int
+    error: KafkaError | None = None
+
+
+class UnstableConsumer(FakeConsumer):
+    """committed() answers as a read_committed consumer does while a transaction holding the group's offsets is
+    open (KIP-447): _TIMED_OUT, until ``settled()`` says it ended; or answers a partition with an error
+    (``partition_errors`` times)."""
+
+    def __init__(self, settled: Callable[[], bool], partition_errors: int = 0) -> None:
+        super().__init__(positions={0: 120, 1: 57}, committed={0: 100, 1: 50})
+        self.settled = settled
+        self.partition_errors = partition_errors
+        self.asked = 0
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        self.asked += 1
+        if not self.settled():
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets", retriable=True))
+        answer = super().committed(partitions, timeout)
+        if self.partition_errors:
+            self.partition_errors -= 1
+            unstable = KafkaError(KafkaError.UNSTABLE_OFFSET_COMMIT, "unstable")
+            answer[1] = Answered(TOPIC, 1, -1001, unstable)  # type: ignore[call-overload]
+        return answer
+
+
+def test_a_rewind_waits_for_the_committed_offsets_and_says_once_when_a_transaction_seems_to_hang(
+    producer: FakeProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # committed() times out while a transaction holding the offsets is open (KIP-447); the rewind asks until it
+    # answers, and after HANGING_AFTER_S tells the operator once what to look for.
+    now = [0.0]
+    asked = [0]
+
+    def clock() -> float:
+        return now[0]
+
+    def settled() -> bool:
+        asked[0] += 1
+        now[0] += 25.0  # each timed-out ask
+        return asked[0] > 4
+
+    consumer = UnstableConsumer(settled=settled)
+    transactor = make_transactor(producer, consumer, clock=clock)
+    assert transactor.start()
+    assert transactor.rewind() is True
+    assert consumer.seeks == [(0, 100), (1, 50)]
+    hanging = [r for r in caplog.records if "hanging" in r.getMessage()]
+    assert len(hanging) == 1
+    assert "kafka-transactions" in hanging[0].getMessage()
+    assert producer.calls == ["init"]  # waiting replaces nothing
+
+
+def test_a_partition_the_coordinator_answers_with_an_error_is_asked_again_never_read_from_its_start(
+    transactor: Transactor,
+) -> None:
+    consumer = UnstableConsumer(settled=lambda: True, partition_errors=1)
+    transactor.consumer = consumer
+    assert transactor.rewind() is True
+    assert consumer.asked == 2
+    assert consumer.seeks == [(0, 100), (1, 50)]  # not (1, OFFSET_BEGINNING): that would score it all again
 
 
 def test_a_call_that_never_returns_is_abandoned_and_the_producer_replaced(consumer: FakeConsumer) -> None:
