@@ -153,21 +153,21 @@ def _sibling(name: str) -> Any:
     return module
 
 
-def monitoring_cost(settings: Settings, train_csv: Path, production: str, rows: int, repeat: int, trees: int) -> Any:
+def monitoring_cost(settings: Settings, data: BenchData, production: str, rows: int, repeat: int, trees: int) -> Any:
     """benchmarks/monitoring.py's measurement on this run's topic: monitoring off, on, and on with a challenger
     (a second forest trained with another seed, under the challenger alias; production keeps its version)."""
     from fraudstream.model.registry import ModelRegistry
     from trainer.config import TrainConfig
     from trainer.service import train
 
-    challenger = train(settings, TrainConfig(data=train_csv, n_estimators=trees, bootstrap_rounds=200, seed=4))
+    challenger = train(settings, TrainConfig(data=data.train_csv, n_estimators=trees, bootstrap_rounds=200, seed=4))
     if challenger.version is None:
         raise SystemExit(f"the benchmark challenger was not registered: {challenger.decision.reason}")
     client = ModelRegistry(settings).client
     client.set_registered_model_alias(settings.model_name, settings.model_alias, production)
     client.set_registered_model_alias(settings.model_name, settings.model_challenger_alias, challenger.version)
     try:
-        return _sibling("monitoring").monitoring_benchmark(settings, rows, repeat)
+        return _sibling("monitoring").monitoring_benchmark(settings, rows, repeat, stream_csv=data.stream_csv)
     finally:  # the runs after this one score without a shadow
         client.delete_registered_model_alias(settings.model_name, settings.model_challenger_alias)
 
@@ -677,42 +677,13 @@ def explanation_benchmark(
     return results
 
 
-@dataclass(frozen=True)
-class _Message:
-    """What score_batch reads of a consumed message."""
-
-    _value: bytes
-    _offset: int
-
-    def error(self) -> None:
-        return None
-
-    def value(self) -> bytes:
-        return self._value
-
-    def key(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return "bench"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-
 def explanation_cpu_cost(settings: Settings, version: str, csv: Path, repeat: int = 15) -> tuple[float, float, int]:
     """(ms off, ms on, alerts) of score_batch on one batch of the stream, no Kafka: the fastest of ``repeat``
     interleaved runs each, so that other processes on the machine count as little as possible."""
     from fraudstream.model.registry import ModelRegistry
-    from producer.encode import encode_row
     from scorer.batch import score_batch
 
-    rows = pd.read_csv(csv).head(settings.scorer_batch_size)[list(FEATURES)].to_numpy().tolist()
-    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
-    messages = [_Message(encode_row(csv.name, i, row, 0, now).value, i) for i, row in enumerate(rows)]
+    messages = _sibling("monitoring").batch_messages(csv, settings.scorer_batch_size)
     off = ModelRegistry(settings.model_copy(update={"explain_enabled": False})).load(version)
     on = ModelRegistry(settings.model_copy(update={"explain_enabled": True})).load(version)
     assert on.explainer is not None
@@ -888,7 +859,7 @@ def main() -> None:
             latencies[rate] = latency_run(settings, csv, rate)
         monitored = None
         if not args.skip_monitoring:  # last of the Kafka runs: it moves the aliases
-            monitored = monitoring_cost(settings, data.train_csv, version, options.rows, options.repeat, args.trees)
+            monitored = monitoring_cost(settings, data, version, options.rows, options.repeat, args.trees)
         explained: list[ExplanationRun] = []
         loads: tuple[float, float, float | None] = (0.0, 0.0, None)
         if not skip_explanations:
