@@ -43,6 +43,7 @@ from pathlib import Path
 import pandas as pd
 
 from fraudstream.logs import configure_logging
+from fraudstream.memory import freeze_long_lived
 from fraudstream.settings import Settings, load_settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -98,6 +99,7 @@ def _run(settings: Settings, rows: int, mode: str) -> tuple[float, int]:
         observer.resume()
     stop = threading.Event()
     scorer = bootstrap(run, stop=stop, watcher=watcher, metrics=metrics, observer=observer, create_topics=False)
+    freeze_long_lived()  # as `fraudstream score` does once started; here before the clock starts
     thread = threading.Thread(target=scorer.run, daemon=True)
     thread.start()
     status = scorer.loop.status

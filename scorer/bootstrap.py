@@ -31,6 +31,7 @@ from fraudstream.kafka.health import ConsumerHealth
 from fraudstream.kafka.outage import ClientEvents, OutageLog
 from fraudstream.kafka.topics import ensure_flow_topics, ensure_monitoring_state_topic, max_message_bytes
 from fraudstream.kafka.watchdog import Watchdog
+from fraudstream.memory import freeze_long_lived
 from fraudstream.model.serving import FraudModel
 from fraudstream.model.watcher import ModelWatcher, VersionSource
 from fraudstream.settings import Settings
@@ -208,11 +209,13 @@ def bootstrap(
     on_status: Callable[[ScorerStatus], None] | None = None,
     create_topics: bool = True,
     observer: BatchObserver | None = None,
+    on_started: Callable[[], object] | None = None,
 ) -> Scorer:
     """Build a scorer from ``settings``; any part passed in is used instead of the real one.
 
     ``create_topics`` makes sure transactions, alerts and DLQ topics exist (idempotent) before the clients are
-    built; it raises BrokerError with the bootstrap address when the cluster does not answer.
+    built; it raises BrokerError with the bootstrap address when the cluster does not answer. ``on_started`` runs
+    once before the first batch (see :class:`scorer.loop.ScorerLoop`).
     """
     stop = stop if stop is not None else GracefulStop()
     output_limit = PRODUCER_MESSAGE_MAX_BYTES
@@ -272,6 +275,7 @@ def bootstrap(
         status_interval_s=settings.scorer_status_interval_s,
         model_wait_s=min(1.0, settings.model_poll_interval_s),
         observer=observer or build_monitor(settings, txn_id, metrics, replacements=lambda: transactor.replacements),
+        on_started=on_started,
     )
     membership = "static" if settings.scorer_transactional_id else "dynamic (FRAUD_SCORER_TRANSACTIONAL_ID unset)"
     log.info(
@@ -293,6 +297,9 @@ def bootstrap(
 
 
 def run_scorer(settings: Settings, *, stop: Stop | None = None, **parts: Any) -> ScorerStatus:
-    """Bootstrap and run until Ctrl-C / SIGTERM (signals are caught in the main thread), then return the totals."""
+    """Bootstrap and run until Ctrl-C / SIGTERM (signals are caught in the main thread), then return the totals.
+    Once started, the process's long-lived objects (imports, the model) are frozen out of the garbage collector's
+    full collections (:func:`fraudstream.memory.freeze_long_lived`)."""
+    parts.setdefault("on_started", freeze_long_lived)
     with stop_on_signals(stop) as running:
         return bootstrap(settings, stop=running, **parts).run()

@@ -145,7 +145,11 @@ class ScorerLoop:
         close_when_idle: bool = True,
         linger_s: float = 0.0,
         overlap: bool = True,
+        on_started: Callable[[], object] | None = None,
     ) -> None:
+        """``on_started``: called once, after the model is loaded and the group joined, before the first batch
+        (``fraudstream score`` freezes its long-lived objects there: :func:`fraudstream.memory.freeze_long_lived`)."""
+        self._on_started = on_started
         self._consumer_factory = consumer_factory
         self.consumer: Consumer | None = None
         self.transactor = transactor
@@ -186,6 +190,8 @@ class ScorerLoop:
             if not self._wait_for_model() or not starting.result():
                 return self.status
             self._join()
+            if self._on_started is not None:
+                self._on_started()
             log.info("scoring %s with %s", self.topic, self.watcher.current.label)  # type: ignore[union-attr]
             while not self.stop.is_set():
                 try:

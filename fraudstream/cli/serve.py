@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import signal
 import time
 from types import FrameType
@@ -46,6 +45,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from fraudstream.memory import freeze_long_lived
 
     settings = settings_or_exit(api_host=host, api_port=port)
     app = create_app(settings)
@@ -61,8 +61,7 @@ def serve(
     server = _server_class()(config)
     # Everything imported so far (MLflow, sklearn, pandas: ~200k objects) lives as long as the process. Freezing it
     # keeps Python's full garbage collections from walking it again (each would pause /predict for as long).
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived()
     sink = "in this process" if settings.api_run_sink else "external (`fraudstream sink`)"
     console.print(
         f"fraudstream API on [bold]http://{settings.api_host}:{settings.api_port}[/bold] "

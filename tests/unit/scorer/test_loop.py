@@ -427,3 +427,19 @@ def test_readiness_says_what_is_missing_then_ready() -> None:
     assert ready.partitions == 3  # type: ignore[attr-defined]
     assert ready.lag == 0  # type: ignore[attr-defined]
     assert any("cannot reach the broker" in problem for problem in outage.problems)  # type: ignore[attr-defined]
+
+
+def test_on_started_runs_once_after_the_model_and_the_group_before_the_first_batch() -> None:
+    seen: list[tuple[bool, list[str], int]] = []
+
+    def started() -> None:
+        loaded = harness.loop.watcher.current is not None
+        seen.append((loaded, list(harness.consumer.subscribed), harness.producer.calls.count("commit")))
+
+    harness = Harness(FakeRegistry("3"), on_started=started)
+    harness.consumer.batches.extend([messages(0, 10), messages(10, 10)])
+
+    harness.loop.run()
+
+    assert seen == [(True, ["transactions"], 0)]
+    assert harness.producer.calls.count("commit") == 2
