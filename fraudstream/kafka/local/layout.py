@@ -2,8 +2,8 @@
 
 One node lives in ``<state_dir>/kafka`` (as it always has; its KRaft controller process in ``kafka/controller``);
 a cluster of ``n`` nodes in ``<state_dir>/kafka-<n>-nodes``, so switching between them never mixes their data.
-Node ``i`` serves clients on FRAUD_KAFKA_LOCAL_PORT + i - 1: node 1 of a cluster answers where a single broker would, so a client given only
-FRAUD_KAFKA_LOCAL_PORT still reaches the cluster.
+Node ``i`` serves clients on FRAUD_KAFKA_LOCAL_PORT + i - 1: node 1 of a cluster answers where a single broker
+would, so a client given only FRAUD_KAFKA_LOCAL_PORT still reaches the cluster.
 """
 
 from __future__ import annotations
