@@ -116,8 +116,8 @@ def render_server_properties(
         "group.initial.rebalance.delay.ms": "0",
         # Kafka's own 10 s sweep for timed-out transactions is kept: with a 1 s sweep (and 10 s scorer
         # transactions) a scorer whose transaction spanned a 60 s outage never read its committed offsets again in
-        # 4 of 4 runs of tests/integration/test_stream_outage.py; with the defaults in 3 of 11 (the restarted lone
-        # node drops the transaction's end markers: README, "Always scoring").
+        # 4 of 4 runs of tests/integration/test_stream_outage.py; with the defaults in 3 of 11 (both measured when
+        # the lone broker was its own controller, whose restarted node dropped end markers: README, "Always scoring").
         # the controller fences a silent broker after 5 s; brokers heartbeat each second (both ends read both keys)
         "broker.session.timeout.ms": str(BROKER_SESSION_TIMEOUT_MS),
         "broker.heartbeat.interval.ms": str(BROKER_HEARTBEAT_INTERVAL_MS),
