@@ -54,7 +54,7 @@ def up(
     with console.status(f"Starting Kafka on {cluster.bootstrap} ...") as spinner:
         state = cluster.up(timeout=timeout, progress=lambda line: spinner.update(escape(line)))
     took = time.monotonic() - started
-    unchanged = before.running and [n.pid for n in before.nodes] == [n.pid for n in state.nodes]
+    unchanged = before.running and _pids(before) == _pids(state)
     if cluster.size == 1:
         node = state.nodes[0]
         word = "[green]already up[/green]" if unchanged else "[green]up[/green]"
@@ -241,6 +241,11 @@ def _local(nodes: int | None, **overrides: object) -> tuple[Settings, LocalClust
     if count != settings.kafka_local_nodes:
         settings = settings_or_exit(**overrides, kafka_local_nodes=count)
     return settings, local_cluster(settings)
+
+
+def _pids(state: ClusterStatus) -> list[int | None]:
+    """Every process's pid: the nodes', then the lone broker's controller's."""
+    return [node.pid for node in state.nodes] + ([state.controller.pid] if state.controller is not None else [])
 
 
 def _announce_fetch(cluster: LocalCluster) -> None:
