@@ -54,7 +54,7 @@ def up(
     with console.status(f"Starting Kafka on {cluster.bootstrap} ...") as spinner:
         state = cluster.up(timeout=timeout, progress=lambda line: spinner.update(escape(line)))
     took = time.monotonic() - started
-    unchanged = before.running and [n.pid for n in before.nodes] == [n.pid for n in state.nodes]
+    unchanged = before.running and _pids(before) == _pids(state)
     if cluster.size == 1:
         node = state.nodes[0]
         word = "[green]already up[/green]" if unchanged else "[green]up[/green]"
@@ -96,7 +96,8 @@ def status(
     nodes: Annotated[int | None, typer.Option("--nodes", "-n", min=1, max=5, help=NODES_HELP)] = None,
     timeout: Annotated[float, typer.Option(min=0.5, help="Seconds to wait for the cluster to answer.")] = 5.0,
 ) -> None:
-    """Say whether Kafka (local or FRAUD_KAFKA_BOOTSTRAP) is up and answering; exit 1 when any node is not."""
+    """Say whether Kafka (local or FRAUD_KAFKA_BOOTSTRAP) is up and answering; exit 1 when any node (or the lone
+    broker's KRaft controller) is not."""
     settings, cluster = _local(nodes)
     if cluster is None:
         _external_status(settings, timeout)
@@ -109,15 +110,7 @@ def status(
         )
         raise typer.Exit(ExitCode.FAILED)
     if cluster.size == 1:
-        node = state.nodes[0]
-        if not cluster.nodes[0].ping(timeout=timeout):
-            console.print(
-                f"Kafka is [red]not answering[/red] on {node.bootstrap} (pid {node.pid} runs); see {node.log_file}",
-                soft_wrap=True,
-            )
-            raise typer.Exit(ExitCode.FAILED)
-        console.print(f"Kafka is [green]up[/green] at [bold]{node.bootstrap}[/bold] (pid {node.pid})")
-        _print_layout(settings, cluster, state)
+        _lone_status(settings, cluster, state, timeout)
         return
     answering = {node.node_id for node in cluster.nodes if node.status().running and node.ping(timeout=timeout)}
     if len(answering) == cluster.size:
@@ -250,6 +243,11 @@ def _local(nodes: int | None, **overrides: object) -> tuple[Settings, LocalClust
     return settings, local_cluster(settings)
 
 
+def _pids(state: ClusterStatus) -> list[int | None]:
+    """Every process's pid: the nodes', then the lone broker's controller's."""
+    return [node.pid for node in state.nodes] + ([state.controller.pid] if state.controller is not None else [])
+
+
 def _announce_fetch(cluster: LocalCluster) -> None:
     if not cluster.jars_ready():
         console.print(
@@ -259,14 +257,46 @@ def _announce_fetch(cluster: LocalCluster) -> None:
         )
 
 
+def _lone_status(settings: Settings, cluster: LocalCluster, state: ClusterStatus, timeout: float) -> None:
+    """The lone broker and its controller: exit 1 unless both run and the broker answers."""
+    node, controller = state.nodes[0], state.controller
+    answering = node.running and cluster.nodes[0].ping(timeout=timeout)
+    controller_up = controller is not None and controller.running
+    if answering and controller_up:
+        console.print(f"Kafka is [green]up[/green] at [bold]{node.bootstrap}[/bold] (pid {node.pid})")
+    elif answering:
+        console.print(
+            f"Kafka is [yellow]degraded[/yellow] at {node.bootstrap} (pid {node.pid}): the broker answers but its "
+            "KRaft controller is down; `fraudstream kafka up` starts it",
+            soft_wrap=True,
+        )
+    elif node.running:
+        console.print(
+            f"Kafka is [red]not answering[/red] on {node.bootstrap} (pid {node.pid} runs); see {node.log_file}",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"Kafka is [red]down[/red]: no broker runs on {node.bootstrap} (its controller does); start it: "
+            "`fraudstream kafka up`",
+            soft_wrap=True,
+        )
+    _print_layout(settings, cluster, state)
+    if not (answering and controller_up):
+        raise typer.Exit(ExitCode.FAILED)
+
+
 def _print_layout(
     settings: Settings, cluster: LocalCluster, state: ClusterStatus, answering: set[int] | None = None
 ) -> None:
     if cluster.size == 1:
-        node = state.nodes[0]
-        console.print(f"  bootstrap: {node.bootstrap}", soft_wrap=True)
-        console.print(f"  log:       {node.log_file}", soft_wrap=True)
-        console.print(f"  data:      {node.data_dir}", soft_wrap=True)
+        node, controller = state.nodes[0], state.controller
+        console.print(f"  bootstrap:  {node.bootstrap}", soft_wrap=True)
+        console.print(f"  log:        {node.log_file}", soft_wrap=True)
+        console.print(f"  data:       {node.data_dir}", soft_wrap=True)
+        if controller is not None:
+            shown = f"pid {controller.pid}" if controller.running else "[red]down[/red]: `fraudstream kafka up`"
+            console.print(f"  controller: {controller.bootstrap} ({shown}), log {controller.log_file}", soft_wrap=True)
         return
     table = Table()
     for column in ("node", "address", "pid", "state", "log"):

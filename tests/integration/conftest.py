@@ -184,8 +184,9 @@ def _local_broker(home: Path, cache_dir: Path) -> Iterator[str]:
 def fault_broker(tmp_path: Path, kafka_cache_dir: Path) -> Iterator[LocalBroker]:
     """A local broker on a free port with its own home, for a test that kills it (never the session broker).
 
-    Kill it with ``os.kill(broker.status().pid, SIGKILL)``; ``broker.up()`` starts it again on the same home and
-    port, with its topics, offsets and transactions. It is stopped at the end of the test.
+    Kill it with ``os.kill(broker.status().pid, SIGKILL)`` (the broker process only: its KRaft controller keeps
+    running); ``broker.up()`` starts it again on the same home and port, with its topics, offsets and transactions.
+    Broker and controller are stopped at the end of the test.
     """
     broker = LocalBroker(port=free_port(), home=tmp_path / "fault-broker", cache_dir=kafka_cache_dir)
     broker.up(timeout=180)

@@ -24,7 +24,10 @@ _LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (WARNING|ERROR|CRITICAL) ", re.M)
 
 
 def kill_9(broker: LocalBroker) -> float:
-    """SIGKILL the broker (no clean shutdown at all) and wait until its process is gone; returns when."""
+    """SIGKILL the broker process (no clean shutdown at all) and wait until it is gone; returns when.
+
+    Only the broker: the lone broker's KRaft controller is a process of its own and keeps running, so the restarted
+    broker registers with a live controller (which fences the killed incarnation after 5 s)."""
     pid = broker.status().pid
     assert pid is not None, "the fault broker is not running"
     os.kill(pid, signal.SIGKILL)
@@ -36,7 +39,8 @@ def kill_9(broker: LocalBroker) -> float:
 
 
 def restart(broker: LocalBroker) -> float:
-    """Start the broker again on its home and port; returns when it answers metadata requests."""
+    """Start the broker again on its home and port (beside its controller); returns when it answers metadata
+    requests."""
     broker.up(timeout=240)
     return time.monotonic()
 

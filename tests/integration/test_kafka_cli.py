@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fraudstream.kafka.local.broker import LocalBroker
 from fraudstream.kafka.local.cluster import LocalCluster
 from fraudstream.kafka.local.processes import free_port
 from fraudstream.kafka.topics import delete_topics
@@ -47,6 +48,20 @@ def pid_in(output: str) -> int:
     return int(match.group(1))
 
 
+def controller_pid_in(output: str) -> int:
+    match = re.search(r"controller: 127\.0\.0\.1:\d+ \(pid (\d+)\)", output)
+    assert match, output
+    return int(match.group(1))
+
+
+def state_of(env: dict[str, str]) -> Path:
+    return Path(env["FRAUD_STATE_DIR"])
+
+
+def cache_of(env: dict[str, str]) -> Path:
+    return Path(env["FRAUD_KAFKA_CACHE_DIR"])
+
+
 @pytest.mark.skipif(shutil.which("java") is None, reason="the local broker needs Java 17+")
 def test_up_status_topics_down_and_restart_keeps_data(cli_env: dict[str, str]) -> None:
     address = f"127.0.0.1:{cli_env['FRAUD_KAFKA_LOCAL_PORT']}"
@@ -55,6 +70,7 @@ def test_up_status_topics_down_and_restart_keeps_data(cli_env: dict[str, str]) -
         assert first.returncode == 0, first.stderr
         assert f"Kafka is up at {address}" in first.stdout
         assert "broker.log" in first.stdout
+        assert "controller.log" in first.stdout  # the KRaft controller is a process of its own
 
         second = kafka(cli_env, "up")
         assert second.returncode == 0, second.stderr
@@ -69,6 +85,21 @@ def test_up_status_topics_down_and_restart_keeps_data(cli_env: dict[str, str]) -
         assert topics.returncode == 0, topics.stderr
         assert all(name in topics.stdout for name in STANDARD_TOPICS)
         assert topics.stdout.count("created") == len(STANDARD_TOPICS)
+
+        # the broker alone dies (kill -9): its KRaft controller runs on, and `up` starts the broker beside it
+        controller = controller_pid_in(status.stdout)
+        lone = LocalBroker(
+            port=int(cli_env["FRAUD_KAFKA_LOCAL_PORT"]), home=state_of(cli_env) / "kafka", cache_dir=cache_of(cli_env)
+        )
+        assert lone.kill() == pid_in(status.stdout)
+        broken = kafka(cli_env, "status")
+        assert broken.returncode == 1, broken.stdout
+        assert "(its controller does)" in broken.stdout
+        assert controller_pid_in(broken.stdout) == controller
+        back = kafka(cli_env, "up")
+        assert back.returncode == 0, back.stderr
+        assert f"Kafka is up at {address}" in back.stdout
+        assert controller_pid_in(back.stdout) == controller
 
         stopped = kafka(cli_env, "down")
         assert stopped.returncode == 0, stopped.stderr

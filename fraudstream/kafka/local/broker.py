@@ -1,9 +1,11 @@
-"""The local Apache Kafka broker: one KRaft node (broker + controller) on 127.0.0.1, run on the machine's Java.
+"""The local Apache Kafka broker: one KRaft broker on 127.0.0.1 and its controller, run on the machine's Java.
 
 Our machines have no Docker engine, so development, tests and the demo run a real broker from the official jars
-(fetched once by :mod:`fraudstream.kafka.local.jars`); the node keeps its data, log, pid and metadata in a home
-folder (``<state_dir>/kafka``), so a restart keeps topics and offsets. It is a :class:`LocalCluster` of one node
-with the paths of a single broker; fault tests stop, kill and restart it through this class.
+(fetched once by :mod:`fraudstream.kafka.local.jars`). It runs as two processes: a broker-only process, whose data,
+log, pid and metadata live in a home folder (``<state_dir>/kafka``), and a controller-only KRaft process (node
+3000, 256 MB of heap) in ``<home>/controller``, so a restart keeps topics and offsets and a broker killed with
+``kill -9`` comes back to a live controller. It is a :class:`LocalCluster` of one node with the paths of a single
+broker; fault tests stop, kill and restart the broker through this class (the controller stays up).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ if TYPE_CHECKING:
 
 
 class LocalBroker:
-    """One KRaft node on ``127.0.0.1:<port>`` whose state lives in ``home`` and whose jars live in ``cache_dir``.
+    """One KRaft broker on ``127.0.0.1:<port>`` (with its controller) whose state lives in ``home`` and whose jars
+    live in ``cache_dir``.
 
-    ``up`` and ``down`` are safe to repeat; several processes may call them (a file lock orders them).
+    ``up`` and ``down`` (both processes) are safe to repeat; several processes may call them (a file lock orders
+    them). ``status`` and ``kill`` are the broker's alone.
     """
 
     def __init__(
@@ -76,6 +80,20 @@ class LocalBroker:
         return self._node.pid_file
 
     @property
+    def controller_log_file(self) -> Path:
+        return self._controller_home / "controller.log"
+
+    @property
+    def controller_pid_file(self) -> Path:
+        return self._controller_home / "controller.pid"
+
+    @property
+    def _controller_home(self) -> Path:
+        home = self.cluster.controller_home
+        assert home is not None  # a cluster of one node always has a controller of its own
+        return home
+
+    @property
     def meta_file(self) -> Path:
         return self.cluster.plan_file
 
@@ -104,22 +122,31 @@ class LocalBroker:
         """Whether this home's broker process runs (it reads the pid file; it changes nothing)."""
         return self._node.status()
 
+    def controller_status(self) -> BrokerStatus:
+        """Whether this home's KRaft controller process runs (it reads the pid file; it changes nothing)."""
+        controller = self.cluster.status().controller
+        assert controller is not None
+        return controller
+
     def ping(self, timeout: float = 3.0) -> bool:
         """True when the broker answers a metadata request within ``timeout`` seconds."""
         return self._node.ping(timeout)
 
     def up(self, timeout: float = 60.0, progress: Progress | None = None) -> BrokerStatus:
-        """Start the broker (fetching jars and formatting storage the first time) and wait until it answers.
-
-        Harmless when it already runs: it waits for it to answer and returns its status.
+        """Start the controller, then the broker (fetching jars and formatting storage the first time), and wait
+        until the broker answers. Harmless when they already run: it waits for the broker and returns its status.
         """
         self.cluster.up(timeout, progress)
         return self.status()
 
     def down(self, timeout: float = 30.0) -> int | None:
-        """Stop the broker: SIGTERM (a clean shutdown), SIGKILL after ``timeout`` s. Returns the pid stopped, if any."""
-        return self._node.down(timeout)
+        """Stop the broker, then its controller: SIGTERM (a clean shutdown), SIGKILL after ``timeout`` s each.
+        Returns the broker's pid stopped, if one ran."""
+        broker = self._node.status().pid
+        stopped = self.cluster.down(timeout)
+        return broker if broker in stopped else None
 
     def kill(self) -> int | None:
-        """SIGKILL the broker at once, as a crash would (no clean shutdown); the pid killed, or None if none ran."""
+        """SIGKILL the broker process at once, as a crash would (no clean shutdown); its controller keeps running.
+        The pid killed, or None if no broker ran."""
         return self._node.kill()

@@ -1,9 +1,14 @@
-"""A local Kafka cluster: ``n`` KRaft nodes on 127.0.0.1 (each broker and controller), from one jar set.
+"""A local Kafka cluster: ``n`` KRaft nodes on 127.0.0.1, from one jar set.
 
-One node is the development broker; three form a quorum of three voters with every topic replicated three times
-and two replicas required in sync, so a node can crash (or be restarted, one at a time) while producers with
-``acks=all`` and transactions go on. The cluster's id and the controller port of each node are kept in a plan
-file in the cluster's home, so a restart of the whole cluster or of one node keeps its data, topics and offsets.
+One node is the development broker. It runs as two processes: a broker-only process and a controller-only one
+(node 3000, the quorum's one voter, in ``<home>/controller``), so a broker that crashes (``kill -9``) comes back
+to a live controller, which fences the dead incarnation after 5 s and lets the new one register. With broker and
+controller in one process, the restarted node elected itself transaction coordinator under its stale registration
+and dropped the end markers of a transaction in PrepareCommit (issue #9). Three nodes are each broker and
+controller, a quorum of three voters with every topic replicated three times and two replicas required in sync,
+so a node can crash (or be restarted, one at a time) while producers with ``acks=all`` and transactions go on.
+The cluster's id and the controller ports are kept in a plan file in the cluster's home, so a restart of the whole
+cluster or of one node keeps its data, topics and offsets.
 
 ``up``, ``down`` and the per-node actions are safe to repeat; a file lock orders them across processes.
 """
@@ -27,30 +32,35 @@ from fraudstream.kafka.local.node import BrokerStatus, KraftNode
 from fraudstream.kafka.local.plan import QuorumPlan
 from fraudstream.kafka.local.prerequisites import INSTALL_JAVA, MIN_JAVA, OR_EXTERNAL, java_major_version, require_tool
 from fraudstream.kafka.local.processes import port_in_use
-from fraudstream.kafka.local.server_config import Quorum
+from fraudstream.kafka.local.server_config import BROKER, COMBINED, CONTROLLER, CONTROLLER_NODE_ID, Quorum
 from fraudstream.kafka.topics import admin_client
 
 log = logging.getLogger(__name__)
 
 SINGLE_NODE_HEAP = "1g"
+CONTROLLER_HEAP = "256m"
+"""Heap of the lone broker's controller-only process: it keeps the metadata of one broker and a few topics."""
 CLUSTER_NODE_HEAP = "512m"
 """Heap of each node of a multi-node cluster: three JVMs share one machine with everything else."""
 
 
 @dataclass(frozen=True)
 class ClusterStatus:
-    """Where every node of the local cluster stands (``running``: every node's process is alive)."""
+    """Where every process of the local cluster stands (``running``: every node's process, and the lone broker's
+    controller, is alive)."""
 
     nodes: tuple[BrokerStatus, ...]
     bootstrap: str
+    controller: BrokerStatus | None = None
+    """The lone broker's controller-only process (None for a cluster of combined nodes)."""
 
     @property
     def running(self) -> bool:
-        return all(node.running for node in self.nodes)
+        return all(node.running for node in self.nodes) and (self.controller is None or self.controller.running)
 
     @property
     def any_running(self) -> bool:
-        return any(node.running for node in self.nodes)
+        return any(node.running for node in self.nodes) or (self.controller is not None and self.controller.running)
 
     @property
     def up_count(self) -> int:
@@ -60,7 +70,8 @@ class ClusterStatus:
 class LocalCluster:
     """``len(ports)`` nodes; node ``i`` (1-based) serves clients on ``ports[i-1]``.
 
-    A single node keeps its files in ``home`` itself; nodes of a larger cluster in ``home/node-<i>``.
+    A single node is a broker-only process keeping its files in ``home`` itself, with a controller-only process in
+    ``home/controller``; the nodes of a larger cluster are combined broker+controller processes in ``home/node-<i>``.
     """
 
     def __init__(
@@ -80,13 +91,36 @@ class LocalCluster:
         self.cache_dir = self.jars.cache_dir
         self.kafka_version = kafka_version
         self.heap_max = heap_max or (SINGLE_NODE_HEAP if len(ports) == 1 else CLUSTER_NODE_HEAP)
-        homes = [self.home] if len(ports) == 1 else [self.home / f"node-{i}" for i in range(1, len(ports) + 1)]
+        lone = len(ports) == 1
+        homes = [self.home] if lone else [self.home / f"node-{i}" for i in range(1, len(ports) + 1)]
         self._nodes = tuple(
-            KraftNode(node_id=i, port=port, home=node_home, libs_dir=self.jars.libs_dir, heap_max=self.heap_max)
+            KraftNode(
+                node_id=i,
+                port=port,
+                home=node_home,
+                libs_dir=self.jars.libs_dir,
+                heap_max=self.heap_max,
+                roles=BROKER if lone else COMBINED,
+            )
             for i, (port, node_home) in enumerate(zip(self.ports, homes, strict=True), 1)
         )
+        self._controller = (
+            KraftNode(
+                node_id=CONTROLLER_NODE_ID,
+                port=0,
+                home=self.home / "controller",
+                libs_dir=self.jars.libs_dir,
+                heap_max=CONTROLLER_HEAP,
+                heap_min="64m",
+                roles=CONTROLLER,
+                name="controller",
+            )
+            if lone
+            else None
+        )
         self.nodes = tuple(ClusterNode(self, node) for node in self._nodes)
-        self.plan = QuorumPlan(self.home / ("meta.json" if self.size == 1 else "cluster.json"), self._nodes)
+        plan_file = self.home / ("meta.json" if lone else "cluster.json")
+        self.plan = QuorumPlan(plan_file, self._nodes, self._controller)
 
     # ---- where things are ------------------------------------------------------------------------------------
     @property
@@ -106,6 +140,11 @@ class LocalCluster:
         """The cluster id and controller ports (``meta.json`` beside a single node's data, as before clusters)."""
         return self.plan.file
 
+    @property
+    def controller_home(self) -> Path | None:
+        """Where the lone broker's controller-only process keeps its files (None for a cluster)."""
+        return self._controller.home if self._controller is not None else None
+
     def node(self, node_id: int) -> ClusterNode:
         if not 1 <= node_id <= self.size:
             raise ValueError(f"node ids of this cluster are 1 to {self.size}, not {node_id}")
@@ -123,8 +162,9 @@ class LocalCluster:
 
     # ---- the whole cluster -----------------------------------------------------------------------------------
     def status(self) -> ClusterStatus:
-        """Whether each node's process runs (reads pid files; changes nothing)."""
-        return ClusterStatus(tuple(node.status() for node in self._nodes), self.bootstrap)
+        """Whether each node's process (and the lone broker's controller) runs (reads pid files; changes nothing)."""
+        controller = self._controller.status() if self._controller is not None else None
+        return ClusterStatus(tuple(node.status() for node in self._nodes), self.bootstrap, controller)
 
     def ping(self, timeout: float = 3.0) -> bool:
         """True when every node answers and each sees all the cluster's brokers."""
@@ -138,10 +178,11 @@ class LocalCluster:
         return self.status()
 
     def down(self, timeout: float = 30.0) -> list[int]:
-        """Stop every node: SIGTERM to all at once (a clean shutdown), SIGKILL after ``timeout`` s.
+        """Stop every node: SIGTERM to all at once (a clean shutdown), SIGKILL after ``timeout`` s; then the lone
+        broker's controller, once its broker is gone (a broker's clean shutdown asks the controller).
 
-        All at once, because a node stopped after the others have gone would wait for a quorum that is not there.
-        Returns the pids stopped.
+        All nodes at once, because a node stopped after the others have gone would wait for a quorum that is not
+        there. Returns the pids stopped (the brokers' first).
         """
         with self._locked():
             live = self._live_pids()
@@ -150,7 +191,12 @@ class LocalCluster:
             deadline = time.monotonic() + timeout
             for node_id, pid in live.items():
                 self._node(node_id).await_exit(pid, max(0.0, deadline - time.monotonic()))
-            return list(live.values())
+            stopped = list(live.values())
+            controller_pid = self._controller_pid()
+            if self._controller is not None and controller_pid is not None:
+                self._controller.stop(controller_pid, timeout)
+                stopped.append(controller_pid)
+            return stopped
 
     def wait_in_sync(self, timeout: float = 60.0) -> None:
         """Wait until every partition (internal topics too) has a leader and all its replicas in sync."""
@@ -198,36 +244,54 @@ class LocalCluster:
 
     # ---- starting nodes --------------------------------------------------------------------------------------
     def _bring_up(self, wanted: set[int], timeout: float, report: Progress) -> None:
-        """Start the nodes of ``wanted`` that do not run; wait until each of ``wanted`` answers and sees every
-        running node registered."""
+        """Start the lone broker's controller when it does not run, waiting until it listens; then the nodes of
+        ``wanted`` that do not run; wait until each of ``wanted`` answers and sees every running node registered."""
         deadline = time.monotonic() + timeout
+        controller = self._controller
         with self._locked():
             live = self._live_pids()
             for node_id, pid in live.items():
                 self._refuse_port_change(self._node(node_id), pid)
+            self._refuse_combined_layout()
+            controller_pid = self._controller_pid()
             missing = sorted(wanted - set(live))
+            start_controller = controller is not None and controller_pid is None
             started: dict[int, int] = {}
-            if missing:
-                self._check_ports_free(missing)  # before any download: nobody should wait a minute to learn this
-                self.ensure_jars(report)
-                java = self._checked_java()
-                quorum = self.plan.settle(live, report)
-                self._prepare(missing, quorum, java, report)
-                where = (
-                    self.bootstrap
-                    if len(missing) == self.size
-                    else ", ".join(self._node(node_id).bootstrap for node_id in missing)
-                )
-                report(f"starting Kafka {self.kafka_version} on {where}")
-                started = {node_id: self._node(node_id).spawn(java) for node_id in missing}
-                report(f"waiting for Kafka on {where}")
-            expected = set(live) | set(started)
+            started_controller: int | None = None
             try:
-                self._await_ready(wanted, {**live, **started}, started, len(expected), deadline, timeout)
+                if missing or start_controller:
+                    self._check_ports_free(missing)  # before any download: nobody should wait a minute to learn this
+                    self.ensure_jars(report)
+                    java = self._checked_java()
+                    running = dict(live)
+                    if controller is not None and controller_pid is not None:
+                        running[controller.node_id] = controller_pid
+                    quorum = self.plan.settle(running, report)
+                    self._prepare(missing, quorum, java, report, controller=start_controller)
+                    if controller is not None and start_controller:
+                        report(f"starting the KRaft controller on {controller.bootstrap}")
+                        controller_pid = started_controller = controller.spawn(java)
+                        self._await_controller(started_controller, deadline, timeout)
+                    if missing:
+                        where = (
+                            self.bootstrap
+                            if len(missing) == self.size
+                            else ", ".join(self._node(node_id).bootstrap for node_id in missing)
+                        )
+                        report(f"starting Kafka {self.kafka_version} on {where}")
+                        started = {node_id: self._node(node_id).spawn(java) for node_id in missing}
+                        report(f"waiting for Kafka on {where}")
+                expected = set(live) | set(started)
+                pids = {**live, **started}
+                self._await_ready(wanted, pids, started, len(expected), deadline, timeout, controller_pid)
             except BaseException:
                 for node_id, pid in started.items():  # nothing half-started is left behind
                     self._node(node_id).stop(pid, timeout=10.0)
+                if controller is not None and started_controller is not None:
+                    controller.stop(started_controller, timeout=10.0)
                 raise
+            if controller is not None and started_controller is not None:
+                log.info("KRaft controller up at %s (pid %d)", controller.bootstrap, started_controller)
             for node_id in sorted(started):
                 log.info("Kafka node %d up at %s (pid %d)", node_id, self._node(node_id).bootstrap, started[node_id])
 
@@ -239,13 +303,17 @@ class LocalCluster:
         brokers: int,
         deadline: float,
         timeout: float,
+        controller_pid: int | None = None,
     ) -> None:
-        """Poll the nodes of ``wanted`` until each is ready; fail at once when any node's process exits."""
+        """Poll the nodes of ``wanted`` until each is ready; fail at once when any node's process (or the lone
+        broker's controller ``controller_pid``) exits."""
         pending = sorted(wanted)
         clients = {node_id: self._node(node_id).probe_client() for node_id in pending}
         while pending:
             for node_id, pid in pids.items():  # every node, not only the one polled: a dead one stalls the rest
                 self._node(node_id).check_alive(pid)
+            if self._controller is not None and controller_pid is not None:
+                self._controller.check_alive(controller_pid)
             node_id = pending[0]
             node = self._node(node_id)
             remaining = deadline - time.monotonic()
@@ -262,6 +330,33 @@ class LocalCluster:
                 pending.pop(0)
             else:
                 time.sleep(0.1)
+
+    def _await_controller(self, pid: int, deadline: float, timeout: float) -> None:
+        """Wait until the lone broker's controller listens on its port (it then serves the broker's registration)."""
+        controller = self._controller
+        assert controller is not None
+        while not controller.listening(timeout=1.0):
+            controller.check_alive(pid)
+            if time.monotonic() >= deadline:
+                raise BrokerError(
+                    controller.failure(f"the KRaft controller did not listen on {controller.bootstrap} in {timeout:g}s")
+                )
+            time.sleep(0.1)
+
+    def _refuse_combined_layout(self) -> None:
+        """A lone broker's home made before the controller got a process of its own holds the quorum's metadata in
+        the broker's storage: a broker-only process cannot start on it. Say what to do instead of failing later."""
+        controller = self._controller
+        if controller is None or controller.formatted_cluster_id() is not None:
+            return
+        if self._nodes[0].formatted_cluster_id() is None:
+            return
+        raise BrokerError(
+            f"the Kafka data in {self.home} is of the older layout (one process, broker and controller at once); "
+            "this release runs the broker and its KRaft controller as two processes and cannot start on it. "
+            f"Stop the old broker with `fraudstream kafka down`, delete {self.home} (its topics and offsets go "
+            "with it), then `fraudstream kafka up` starts afresh"
+        )
 
     def _check_ports_free(self, node_ids: list[int]) -> None:
         for node_id in node_ids:
@@ -293,19 +388,32 @@ class LocalCluster:
             )
         return java
 
-    def _prepare(self, node_ids: list[int], quorum: Quorum, java: str, report: Progress) -> None:
-        """Write each node's configuration; format the storage of those never formatted (in parallel)."""
+    def _prepare(self, node_ids: list[int], quorum: Quorum, java: str, report: Progress, *, controller: bool) -> None:
+        """Write the configuration of each node (and of the lone broker's controller, when ``controller``); format
+        the storage of those never formatted, all with the same cluster id (in parallel)."""
+        nodes = [self._node(node_id) for node_id in node_ids]
+        if controller and self._controller is not None:
+            nodes.insert(0, self._controller)
         fresh = []
-        for node_id in node_ids:
-            node = self._node(node_id)
+        for node in nodes:
             node.configure(quorum)
             if node.formatted_cluster_id() is None:
                 fresh.append(node)
-        if fresh:
-            report("formatting the storage of " + ("the broker" if self.size == 1 else f"{len(fresh)} node(s)"))
-            formatting = [(node, node.start_format(java, quorum.cluster_id)) for node in fresh]
-            for node, process in formatting:
+        if not fresh:
+            return
+        report("formatting the storage of " + ("the broker" if self.size == 1 else f"{len(fresh)} node(s)"))
+        formatting = [(node, node.start_format(java, quorum.cluster_id)) for node in fresh]
+        failure: BrokerError | None = None
+        for node, process in formatting:
+            try:
                 node.finish_format(process, quorum.cluster_id)
+            except BrokerError as exc:
+                failure = failure or exc
+        if failure is not None:
+            if self._controller is not None and self._controller in fresh:
+                for node in fresh:  # an unformatted controller beside a formatted broker reads as the old layout
+                    (node.data_dir / "meta.properties").unlink(missing_ok=True)
+            raise failure
 
     # ---- bookkeeping -----------------------------------------------------------------------------------------
     def _node(self, node_id: int) -> KraftNode:
@@ -313,6 +421,9 @@ class LocalCluster:
 
     def _live_pids(self) -> dict[int, int]:
         return {node.node_id: pid for node in self._nodes if (pid := node.live_pid(cleanup=True)) is not None}
+
+    def _controller_pid(self) -> int | None:
+        return self._controller.live_pid(cleanup=True) if self._controller is not None else None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -327,7 +438,10 @@ class LocalCluster:
 
 
 class ClusterNode:
-    """One node of a :class:`LocalCluster`, for an operator's (or a fault test's) hands: stop, kill, restart it."""
+    """One node of a :class:`LocalCluster`, for an operator's (or a fault test's) hands: stop, kill, restart it.
+
+    For the lone broker these act on the broker process only; its controller keeps running.
+    """
 
     def __init__(self, cluster: LocalCluster, node: KraftNode) -> None:
         self._cluster = cluster
@@ -380,7 +494,8 @@ class ClusterNode:
         return self._node.ping(timeout)
 
     def up(self, timeout: float = 60.0, progress: Progress | None = None) -> BrokerStatus:
-        """Start this node if it does not run (same home, same ports) and wait until it is registered again."""
+        """Start this node if it does not run (same home, same ports) and wait until it is registered again (the
+        lone broker's controller too, if it is not running)."""
         self._cluster._bring_up({self.node_id}, timeout, progress or ignore)
         return self.status()
 

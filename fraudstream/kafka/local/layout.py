@@ -1,9 +1,9 @@
 """Where the local Kafka of a state folder lives, and which one the command line means.
 
-One node lives in ``<state_dir>/kafka`` (as it always has); a cluster of ``n`` nodes in
-``<state_dir>/kafka-<n>-nodes``, so switching between them never mixes their data. Node ``i`` serves clients on
-FRAUD_KAFKA_LOCAL_PORT + i - 1: node 1 of a cluster answers where a single broker would, so a client given only
-FRAUD_KAFKA_LOCAL_PORT still reaches the cluster.
+One node lives in ``<state_dir>/kafka`` (as it always has; its KRaft controller process in ``kafka/controller``);
+a cluster of ``n`` nodes in ``<state_dir>/kafka-<n>-nodes``, so switching between them never mixes their data.
+Node ``i`` serves clients on FRAUD_KAFKA_LOCAL_PORT + i - 1: node 1 of a cluster answers where a single broker
+would, so a client given only FRAUD_KAFKA_LOCAL_PORT still reaches the cluster.
 """
 
 from __future__ import annotations
@@ -33,15 +33,19 @@ def local_cluster(settings: Settings, nodes: int | None = None) -> LocalCluster:
 
 
 def running_layouts(state_dir: Path) -> list[int]:
-    """The node counts of the local clusters in ``state_dir`` of which at least one node runs."""
+    """The node counts of the local clusters in ``state_dir`` of which at least one process runs (the lone
+    broker's controller counts)."""
     state_dir = state_dir.resolve()
-    homes = {1: [state_dir / "kafka"]}
+    lone = state_dir / "kafka"
+    homes = {1: [(lone, "broker"), (lone / "controller", "controller")]}
     if state_dir.is_dir():
         for path in state_dir.iterdir():
             match = _CLUSTER_HOME.match(path.name)
             if match and path.is_dir() and int(match.group(1)) > 1:
-                homes[int(match.group(1))] = [path / f"node-{i}" for i in range(1, int(match.group(1)) + 1)]
-    return sorted(count for count, node_homes in homes.items() if any(running_broker(home) for home in node_homes))
+                homes[int(match.group(1))] = [(path / f"node-{i}", "broker") for i in range(1, int(match.group(1)) + 1)]
+    return sorted(
+        count for count, processes in homes.items() if any(running_broker(home, name) for home, name in processes)
+    )
 
 
 def resolve_nodes(settings: Settings, requested: int | None = None) -> int:

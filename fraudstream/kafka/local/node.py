@@ -1,8 +1,9 @@
-"""One local Kafka JVM (a KRaft node, broker and controller at once) and the files it keeps in its home folder.
+"""One local Kafka JVM (a KRaft node: broker and controller at once, broker only, or controller only) and the files
+it keeps in its home folder.
 
 A node knows how to format its storage, start detached, answer "is it up", stop cleanly and be killed. It does
 not decide its configuration: :mod:`fraudstream.kafka.local.cluster` renders it from the cluster's quorum.
-Every signal is sent only after checking that the pid on file really is this home's broker.
+Every signal is sent only after checking that the pid on file really is this home's process.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +23,13 @@ from typing import TYPE_CHECKING
 from fraudstream.exceptions import BrokerError
 from fraudstream.kafka.connection import KafkaConnection
 from fraudstream.kafka.local.processes import HOST, process_alive, process_cmdline, tail, wait_exit
-from fraudstream.kafka.local.server_config import Quorum, formatted_cluster_id, render_server_properties
+from fraudstream.kafka.local.server_config import (
+    COMBINED,
+    CONTROLLER,
+    Quorum,
+    formatted_cluster_id,
+    render_server_properties,
+)
 from fraudstream.kafka.topics import admin_client, probe_cluster
 
 if TYPE_CHECKING:
@@ -48,19 +56,41 @@ class BrokerStatus:
 
 
 class KraftNode:
-    """The JVM of node ``node_id`` on ``127.0.0.1:<port>``, whose data, log, pid and configuration live in ``home``."""
+    """The JVM of node ``node_id`` on ``127.0.0.1:<port>``, whose data, log, pid and configuration live in ``home``.
 
-    def __init__(self, *, node_id: int, port: int, home: Path, libs_dir: Path, heap_max: str) -> None:
+    ``roles`` is its ``process.roles``; ``name`` names its log and pid files (``broker.log``, ``controller.pid``).
+    A controller-only process has no client port: ``port`` is 0 and its address is its controller listener.
+    """
+
+    def __init__(
+        self,
+        *,
+        node_id: int,
+        port: int,
+        home: Path,
+        libs_dir: Path,
+        heap_max: str,
+        heap_min: str = "256m",
+        roles: str = COMBINED,
+        name: str = "broker",
+    ) -> None:
         self.node_id = node_id
         self.port = port
         self.home = home
         self.libs_dir = libs_dir
         self.heap_max = heap_max
+        self.heap_min = heap_min
+        self.roles = roles
+        self.name = name
         self._process: subprocess.Popen[bytes] | None = None
 
     # ---- where things are ------------------------------------------------------------------------------------
     @property
     def bootstrap(self) -> str:
+        """Where clients reach it (a controller-only process: its controller listener, once configured)."""
+        if self.roles == CONTROLLER:
+            port = self.controller_port()
+            return f"{HOST}:{port}" if port is not None else f"{HOST}:?"
         return f"{HOST}:{self.port}"
 
     @property
@@ -69,11 +99,11 @@ class KraftNode:
 
     @property
     def log_file(self) -> Path:
-        return self.home / "broker.log"
+        return self.home / f"{self.name}.log"
 
     @property
     def pid_file(self) -> Path:
-        return self.home / "broker.pid"
+        return self.home / f"{self.name}.pid"
 
     @property
     def properties_file(self) -> Path:
@@ -93,10 +123,10 @@ class KraftNode:
         return BrokerStatus(pid is not None, self.bootstrap, pid, self.log_file, self.data_dir, self.node_id)
 
     def live_pid(self, *, cleanup: bool) -> int | None:
-        """The pid on file when it is this home's running broker; a stale pid file is removed when ``cleanup``."""
-        pid = running_broker(self.home)
+        """The pid on file when it is this home's running process; a stale pid file is removed when ``cleanup``."""
+        pid = running_broker(self.home, self.name)
         if pid is None and cleanup and self.pid_file.exists():
-            log.info("removing stale pid file %s (its pid is not our running broker)", self.pid_file)
+            log.info("removing stale pid file %s (its pid is not our running %s)", self.pid_file, self.name)
             self.pid_file.unlink(missing_ok=True)
         return pid
 
@@ -108,6 +138,25 @@ class KraftNode:
             if match:
                 return int(match.group(1))
         return None
+
+    def controller_port(self) -> int | None:
+        """The port of the configured controller listener (None before the first start, or on a broker-only node)."""
+        with contextlib.suppress(OSError):
+            match = re.search(r"^listeners=.*CONTROLLER://[^:]+:(\d+)", self.properties_file.read_text(), re.M)
+            if match:
+                return int(match.group(1))
+        return None
+
+    def listening(self, timeout: float = 1.0) -> bool:
+        """True when the controller listener accepts a connection (how a controller-only process says it is up)."""
+        port = self.controller_port()
+        if port is None:
+            return False
+        try:
+            with socket.create_connection((HOST, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
 
     def formatted_cluster_id(self) -> str | None:
         return formatted_cluster_id(self.data_dir)
@@ -128,7 +177,7 @@ class KraftNode:
         """Write server.properties and the logging configuration for this node's place in ``quorum``."""
         self.home.mkdir(parents=True, exist_ok=True)
         properties = render_server_properties(
-            node_id=self.node_id, port=self.port, quorum=quorum, data_dir=self.data_dir
+            node_id=self.node_id, port=self.port, quorum=quorum, data_dir=self.data_dir, roles=self.roles
         )
         self.properties_file.write_text(properties)
         self.log4j_file.write_text(resources.files(__package__).joinpath("log4j2.yaml").read_text("utf-8"))
@@ -174,7 +223,7 @@ class KraftNode:
             self.log_file.replace(self.log_file.with_name(self.log_file.name + ".1"))
         java_command = self.java_command(java)
         command = [
-            java_command[0], "-Xms256m", f"-Xmx{self.heap_max}", "-XX:+ExitOnOutOfMemoryError",
+            java_command[0], f"-Xms{self.heap_min}", f"-Xmx{self.heap_max}", "-XX:+ExitOnOutOfMemoryError",
             *java_command[1:], BROKER_MAIN, str(self.properties_file),
         ]  # fmt: skip
         with self.log_file.open("ab") as log_handle:
@@ -194,7 +243,7 @@ class KraftNode:
         """BrokerError, with the end of the node's log, when the process ``pid`` has exited."""
         if not process_alive(pid):
             self.pid_file.unlink(missing_ok=True)
-            raise BrokerError(self.failure(f"Kafka node {self.node_id} (pid {pid}) exited during start-up"))
+            raise BrokerError(self.failure(f"{self.describe()} (pid {pid}) exited during start-up"))
 
     def ready(self, client: AdminClient, timeout: float, *, brokers: int) -> bool:
         """True when this node answers within ``timeout`` s, is registered and sees ``brokers`` live brokers."""
@@ -204,6 +253,9 @@ class KraftNode:
             return False
         return info.brokers >= brokers and self.node_id in info.broker_ids
 
+    def describe(self) -> str:
+        return "the KRaft controller" if self.roles == CONTROLLER else f"Kafka node {self.node_id}"
+
     def failure(self, what: str) -> str:
         end = tail(self.log_file)
         return f"{what}. Last lines of {self.log_file}:\n{end}" if end else f"{what} (the log {self.log_file} is empty)"
@@ -211,7 +263,7 @@ class KraftNode:
     # ---- stopping --------------------------------------------------------------------------------------------
     def terminate(self, pid: int) -> None:
         """Ask for a clean shutdown (SIGTERM) without waiting."""
-        log.info("stopping Kafka node %d (pid %d)", self.node_id, pid)
+        log.info("stopping %s (pid %d)", self.describe(), pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
 
@@ -232,7 +284,7 @@ class KraftNode:
         pid = self.live_pid(cleanup=True)
         if pid is None:
             return None
-        log.info("killing Kafka node %d (pid %d) with SIGKILL", self.node_id, pid)
+        log.info("killing %s (pid %d) with SIGKILL", self.describe(), pid)
         self.kill_pid(pid)
         self._forget(pid)
         return pid
@@ -249,10 +301,10 @@ class KraftNode:
             self._process = None
 
 
-def running_broker(home: Path) -> int | None:
-    """The pid in ``home/broker.pid`` when that process runs and is the broker of ``home`` (else None)."""
+def running_broker(home: Path, name: str = "broker") -> int | None:
+    """The pid in ``home/<name>.pid`` when that process runs and is the Kafka process of ``home`` (else None)."""
     try:
-        pid = int((home / "broker.pid").read_text().strip())
+        pid = int((home / f"{name}.pid").read_text().strip())
     except (OSError, ValueError):
         return None
     if not process_alive(pid):

@@ -1,8 +1,9 @@
-"""The plan of a local cluster: its id and each node's controller port, kept in a JSON file in the cluster's home.
+"""The plan of a local cluster: its id and each voter's controller port, kept in a JSON file in the cluster's home.
 
-Every node's ``controller.quorum.voters`` lists all controller ports, so they must stay the same while any node
-runs; a port another program took is moved only while the whole cluster is down. A single node keeps its plan in
-``meta.json`` as it did before clusters (``controller_port`` is still written for older releases).
+Every process's ``controller.quorum.voters`` lists all controller ports, so they must stay the same while any
+process runs; a port another program took is moved only while the whole cluster is down. The lone broker keeps
+its plan in ``meta.json``: the cluster id, the port of its controller-only process (``controller_port``) and that
+process's node id (``controller_node_id``).
 """
 
 from __future__ import annotations
@@ -23,46 +24,57 @@ log = logging.getLogger(__name__)
 
 
 class QuorumPlan:
-    """The plan in ``file`` for ``nodes`` (node ``i`` at index ``i - 1``)."""
+    """The plan in ``file`` for the broker ``nodes`` (node ``i`` at index ``i - 1``) and, for a lone broker, its
+    controller-only process ``controller`` (then the one voter; else every node is a voter)."""
 
-    def __init__(self, file: Path, nodes: Sequence[KraftNode]) -> None:
+    def __init__(self, file: Path, nodes: Sequence[KraftNode], controller: KraftNode | None = None) -> None:
         self.file = file
         self.nodes = tuple(nodes)
+        self.controller = controller
+        self.voters = (controller,) if controller is not None else self.nodes
         self.client_ports = tuple(node.port for node in self.nodes)
 
     def settle(self, live: Mapping[int, int], report: Progress = ignore) -> Quorum:
         """The cluster id and controller ports: kept from the plan file, new ones where missing or taken.
 
-        A controller port another program took moves only while no node runs (a running node's voters list
-        cannot change under it); the storage's own cluster id wins over the plan's.
+        ``live`` maps the node id of each running process (brokers and controller) to its pid. A controller port
+        another program took moves only while nothing runs (a running process's voters list cannot change under
+        it); the storage's own cluster id wins over the plan's.
         """
         stored = self._read()
-        formatted = next((cid for node in self.nodes if (cid := node.formatted_cluster_id())), None)
+        storages = (*self.nodes, *((self.controller,) if self.controller is not None else ()))
+        formatted = next((cid for node in storages if (cid := node.formatted_cluster_id())), None)
         cluster_id = formatted or str(stored.get("cluster_id") or new_cluster_id())
-        ports = _stored_ports(stored, len(self.nodes))
+        ports = _stored_ports(stored, len(self.voters))
         taken = set(self.client_ports)
         chosen: list[int] = []
-        for node in self.nodes:
-            port = ports[node.node_id - 1] if ports else None
-            mine = node.node_id in live
+        for index, voter in enumerate(self.voters):
+            port = ports[index] if ports else None
+            mine = voter.node_id in live
             if port is not None and (mine or (port not in taken and not port_in_use(port))):
                 chosen.append(port)
                 taken.add(port)
                 continue
+            what = "the KRaft controller" if self.controller is not None else f"Kafka node {voter.node_id}"
             if live and port is not None:
                 raise BrokerError(
-                    f"controller port {port} of Kafka node {node.node_id} is held by another process; stop it, or "
+                    f"controller port {port} of {what} is held by another process; stop it, or "
                     "stop the cluster (`fraudstream kafka down`) so that its next start picks new controller ports"
                 )
             picked = self._pick_controller_port(taken)
             if port is not None:
-                log.info("controller port of node %d moved from %d to %d", node.node_id, port, picked)
-                report(f"controller port of node {node.node_id} moved to {picked}")
+                log.info("controller port of %s moved from %d to %d", what, port, picked)
+                report(f"controller port of {what} moved to {picked}")
             chosen.append(picked)
             taken.add(picked)
-        quorum = Quorum(cluster_id, tuple(chosen))
+        controller_id = self.controller.node_id if self.controller is not None else None
+        quorum = Quorum(cluster_id, tuple(chosen), controller_node_id=controller_id)
         self._write(quorum)
         return quorum
+
+    def stored_controller_ports(self) -> list[int] | None:
+        """The controller ports the plan file records (None when it records none that fit); it changes nothing."""
+        return _stored_ports(self._read(), len(self.voters))
 
     def _read(self) -> dict[str, object]:
         with contextlib.suppress(ValueError, OSError):
@@ -73,8 +85,9 @@ class QuorumPlan:
 
     def _write(self, quorum: Quorum) -> None:
         plan: dict[str, object] = {"cluster_id": quorum.cluster_id, "controller_ports": list(quorum.controller_ports)}
-        if len(self.nodes) == 1:
-            plan["controller_port"] = quorum.controller_ports[0]  # what single-node homes recorded before clusters
+        if quorum.controller_node_id is not None:  # the lone broker's controller-only process
+            plan["controller_port"] = quorum.controller_ports[0]
+            plan["controller_node_id"] = quorum.controller_node_id
         self.file.parent.mkdir(parents=True, exist_ok=True)
         self.file.write_text(json.dumps(plan))
 

@@ -323,3 +323,116 @@ def test_a_single_broker_keeps_its_files_where_they_always_were(broker: LocalBro
     assert broker.pid_file == broker.home / "broker.pid"
     assert broker.properties_file == broker.home / "server.properties"
     assert broker.meta_file == broker.home / "meta.json"
+
+
+# ---- the lone broker's two processes: broker and KRaft controller ----------------------------------------------
+def stand_in(home: Path, name: str, journal: Path) -> subprocess.Popen[str]:
+    """A process whose command line looks like the Kafka process ``name`` of ``home``; it notes its SIGTERM."""
+    code = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        f"    open({str(journal)!r}, 'a').write({name!r} + '\\n'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    home.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "kafka.Kafka", str(home / "server.properties")], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    (home / f"{name}.pid").write_text(f"{process.pid}\n")
+    return process
+
+
+@pytest.fixture
+def both_running(broker: LocalBroker, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], subprocess.Popen[str]]]:
+    journal = tmp_path / "stopped"
+    processes = (stand_in(broker.home, "broker", journal), stand_in(broker.home / "controller", "controller", journal))
+    yield processes
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def test_the_controller_keeps_its_files_in_a_folder_of_its_own(broker: LocalBroker) -> None:
+    assert broker.cluster.controller_home == broker.home / "controller"
+    assert broker.controller_log_file == broker.home / "controller" / "controller.log"
+    assert broker.controller_pid_file == broker.home / "controller" / "controller.pid"
+    assert not broker.controller_status().running
+    assert broker.controller_status().node_id == 3000
+
+
+def test_kill_hits_the_broker_alone_and_the_controller_keeps_running(
+    broker: LocalBroker, both_running: tuple[subprocess.Popen[str], ...]
+) -> None:
+    broker_process, controller_process = both_running
+    assert broker.status().pid == broker_process.pid
+    assert broker.controller_status().pid == controller_process.pid
+
+    assert broker.kill() == broker_process.pid
+
+    assert broker_process.poll() is not None
+    assert controller_process.poll() is None
+    assert not broker.status().running
+    assert broker.controller_status().running
+    assert broker.cluster.status().any_running
+    assert not broker.cluster.status().running
+
+
+def test_down_stops_the_broker_first_then_its_controller(
+    broker: LocalBroker, both_running: tuple[subprocess.Popen[str], ...], tmp_path: Path
+) -> None:
+    broker_process, controller_process = both_running
+
+    assert broker.cluster.down(timeout=10) == [broker_process.pid, controller_process.pid]
+
+    assert (tmp_path / "stopped").read_text().split() == ["broker", "controller"]
+    assert not broker.cluster.status().any_running
+
+
+def test_down_stops_a_controller_left_alone(broker: LocalBroker, tmp_path: Path) -> None:
+    controller = stand_in(broker.home / "controller", "controller", tmp_path / "stopped")
+    try:
+        assert broker.down(timeout=10) is None  # no broker ran
+        assert controller.poll() is not None
+    finally:
+        controller.kill()
+        controller.wait()
+
+
+def test_a_home_of_the_combined_layout_is_refused_with_what_to_do(broker: LocalBroker) -> None:
+    """Before the controller got a process of its own, the broker's storage held the quorum's metadata."""
+    broker.data_dir.mkdir(parents=True)
+    (broker.data_dir / "meta.properties").write_text("node.id=1\ncluster.id=OldCombinedClusterId00\n")
+
+    with pytest.raises(BrokerError, match=r"older layout.*`fraudstream kafka down`.*delete .*home.*kafka up"):
+        broker.up()
+    assert not broker.libs_dir.exists()  # refused before any download
+
+
+def test_status_exits_1_while_only_the_controller_runs(broker: LocalBroker, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fraudstream.cli import kafka
+
+    state = tmp_path / "state"
+    lone = LocalBroker(port=free_port(), home=state / "kafka", cache_dir=tmp_path / "cache")
+    controller = stand_in(lone.home / "controller", "controller", tmp_path / "stopped")
+    (lone.home / "controller" / "server.properties").write_text("listeners=CONTROLLER://127.0.0.1:19601\n")
+    env = {
+        "FRAUD_STATE_DIR": str(state),
+        "FRAUD_KAFKA_LOCAL_PORT": str(lone.port),
+        "FRAUD_KAFKA_BOOTSTRAP": "",
+        "FRAUD_KAFKA_LOCAL_NODES": "1",
+        "COLUMNS": "200",
+    }
+    try:
+        result = CliRunner().invoke(kafka.app, ["status", "--timeout", "0.5"], env=env)
+    finally:
+        controller.kill()
+        controller.wait()
+
+    assert result.exit_code == 1, result.output
+    assert f"no broker runs on 127.0.0.1:{lone.port} (its controller does)" in result.output
+    assert f"controller: 127.0.0.1:19601 (pid {controller.pid})" in result.output

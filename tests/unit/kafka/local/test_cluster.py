@@ -22,7 +22,14 @@ from fraudstream.kafka.local.processes import (
     port_in_use,
     process_cmdline,
 )
-from fraudstream.kafka.local.server_config import Quorum, render_server_properties
+from fraudstream.kafka.local.server_config import (
+    BROKER,
+    COMBINED,
+    CONTROLLER,
+    CONTROLLER_NODE_ID,
+    Quorum,
+    render_server_properties,
+)
 from fraudstream.kafka.topics import min_insync_replicas_for
 from fraudstream.settings import load_settings
 
@@ -46,12 +53,12 @@ def held_port() -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
-def pretend_running(home: Path) -> subprocess.Popen[bytes]:
-    """A stand-in process whose command line looks like the broker of ``home`` (kafka.Kafka + its properties)."""
+def pretend_running(home: Path, name: str = "broker") -> subprocess.Popen[bytes]:
+    """A stand-in process whose command line looks like the Kafka process of ``home`` (kafka.Kafka + its properties)."""
     home.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", str(home / "server.properties")]
     process = subprocess.Popen(command)
-    (home / "broker.pid").write_text(f"{process.pid}\n")
+    (home / f"{name}.pid").write_text(f"{process.pid}\n")
     deadline = time.monotonic() + 10.0  # until the child has exec'd, /proc shows the parent's command line
     while "kafka.Kafka" not in (process_cmdline(process.pid) or "") and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -95,12 +102,42 @@ def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: P
         assert props["broker.heartbeat.interval.ms"] == "1000"
 
 
-def test_a_single_node_keeps_kafkas_broker_session_defaults(tmp_path: Path) -> None:
+@pytest.mark.parametrize("roles", [COMBINED, BROKER, CONTROLLER])
+def test_every_process_heartbeats_each_second_and_is_fenced_after_5_s(tmp_path: Path, roles: str) -> None:
+    """The lone broker too: its restarted incarnation registers once the controller fenced the killed one."""
+    quorum = Quorum("cid", (19601,), controller_node_id=CONTROLLER_NODE_ID if roles != COMBINED else None)
+    node_id = CONTROLLER_NODE_ID if roles == CONTROLLER else 1
     props = properties(
-        render_server_properties(node_id=1, port=19500, quorum=Quorum("cid", (19601,)), data_dir=tmp_path / "d")
+        render_server_properties(node_id=node_id, port=19500, quorum=quorum, data_dir=tmp_path, roles=roles)
     )
-    assert "broker.session.timeout.ms" not in props
-    assert "broker.heartbeat.interval.ms" not in props
+    assert props["broker.session.timeout.ms"] == "5000"
+    assert props["broker.heartbeat.interval.ms"] == "1000"
+
+
+def test_the_lone_broker_and_its_controller_are_two_processes_of_one_quorum(tmp_path: Path) -> None:
+    quorum = Quorum("cid", (19601,), controller_node_id=CONTROLLER_NODE_ID)
+    broker = properties(
+        render_server_properties(node_id=1, port=19500, quorum=quorum, data_dir=tmp_path / "b", roles=BROKER)
+    )
+    controller = properties(
+        render_server_properties(
+            node_id=CONTROLLER_NODE_ID, port=None, quorum=quorum, data_dir=tmp_path / "c", roles=CONTROLLER
+        )
+    )
+
+    assert broker["process.roles"] == "broker"
+    assert controller["process.roles"] == "controller"
+    assert (broker["node.id"], controller["node.id"]) == ("1", "3000")
+    assert broker["controller.quorum.voters"] == controller["controller.quorum.voters"] == "3000@127.0.0.1:19601"
+    assert broker["listeners"] == broker["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19500"
+    assert controller["listeners"] == "CONTROLLER://127.0.0.1:19601"
+    assert "advertised.listeners" not in controller
+    assert "inter.broker.listener.name" not in controller
+    assert broker["controller.listener.names"] == controller["controller.listener.names"] == "CONTROLLER"
+    assert (broker["log.dirs"], controller["log.dirs"]) == (str(tmp_path / "b"), str(tmp_path / "c"))
+    for props in (broker, controller):  # the controller applies topic defaults to CreateTopics
+        assert props["default.replication.factor"] == props["min.insync.replicas"] == "1"
+        assert props["auto.create.topics.enable"] == "false"
 
 
 # ---- layout ----------------------------------------------------------------------------------------------------
@@ -147,6 +184,16 @@ def test_the_command_line_finds_the_layout_that_runs(tmp_path: Path, monkeypatch
     assert running_layouts(tmp_path) == []
 
 
+def test_a_lone_controller_left_running_is_found_too(tmp_path: Path) -> None:
+    """After a crash of the lone broker, `fraudstream kafka down` must still find (and stop) its controller."""
+    stand_in = pretend_running(tmp_path / "kafka" / "controller", "controller")
+    try:
+        assert running_layouts(tmp_path) == [1]
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
 # ---- the plan: cluster id and controller ports -----------------------------------------------------------------
 def test_the_plan_picks_distinct_controller_ports_once_and_keeps_them(cluster: LocalCluster) -> None:
     first = cluster.plan.settle({})
@@ -167,8 +214,13 @@ def test_a_single_node_reads_the_plan_of_homes_made_before_clusters(tmp_path: Pa
 
     quorum = single.plan.settle({})
 
-    assert quorum == Quorum("AAAAAAAAAAAAAAAAAAAAAA", (controller,))
-    assert json.loads((home / "meta.json").read_text())["controller_port"] == controller  # still readable as before
+    assert quorum == Quorum("AAAAAAAAAAAAAAAAAAAAAA", (controller,), controller_node_id=CONTROLLER_NODE_ID)
+    assert json.loads((home / "meta.json").read_text()) == {
+        "cluster_id": "AAAAAAAAAAAAAAAAAAAAAA",
+        "controller_ports": [controller],
+        "controller_port": controller,  # the port of the controller-only process
+        "controller_node_id": CONTROLLER_NODE_ID,
+    }
 
 
 def test_the_formatted_storage_decides_the_cluster_id(cluster: LocalCluster) -> None:
