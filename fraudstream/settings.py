@@ -180,8 +180,8 @@ class Settings(BaseSettings):
         ge=1000,
         le=900_000,
         description="How long an abandoned scorer transaction may block readers, and the replica that takes over "
-        "its partitions (10 s with a 1 s broker sweep stopped a scorer after a 60 s single-broker outage in 4 of 4 "
-        "runs, 20 s with Kafka's 10 s sweep in 3 of 11: a broker-side hang, see the README).",
+        "its partitions (on a combined broker-and-controller node, 10 s with a 1 s broker sweep stopped a scorer "
+        "after a 60 s outage in 4 of 4 runs, 20 s with Kafka's 10 s sweep in 3 of 11: see the README).",
     )
     scorer_session_timeout_ms: int = Field(
         10_000,

@@ -316,10 +316,10 @@ class Transactor:
         A ``read_committed`` consumer's ``committed()`` does not answer while a transaction holding offsets of the
         group is open (KIP-447: librdkafka retries the broker's UNSTABLE_OFFSET_COMMIT until the call times out, so
         the caller only ever sees _TIMED_OUT). That ends when the transaction does (e.g. a crashed replica's, when
-        Kafka times it out); one whose end marker the broker dropped never ends (measured on a single KRaft node
-        restarted after ``kill -9``: tests/integration/test_stream_outage.py), and this says so once, with the way
-        out, after ``HANGING_AFTER_S``. A partition answered with an error is asked again, never read from its
-        start (which would score it all again).
+        Kafka times it out); one whose end marker the broker dropped never ends (measured on a combined KRaft
+        broker and controller restarted after ``kill -9``, before the local broker got a controller process of its
+        own), and this says so once, with the way out, after ``HANGING_AFTER_S``. A partition answered with an
+        error is asked again, never read from its start (which would score it all again).
         """
         consumed = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
         if not consumed:
