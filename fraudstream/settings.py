@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         None,
         min_length=1,
         description="transactional.id of the transactional replay: a restarted replay fences its predecessor and "
-        "settles its open transaction. Unset: fraudstream-replay@<host>:<FRAUD_TOPIC_TRANSACTIONS>.",
+        "settles its open transaction. Unset: fraudstream-replay@HOST:TOPIC (this host, FRAUD_TOPIC_TRANSACTIONS).",
     )
     replay_transaction_rows: int = Field(
         500, ge=1, le=100_000, description="The transactional replay commits every this many rows..."
