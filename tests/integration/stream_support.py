@@ -239,6 +239,39 @@ def committed_offsets(settings: Settings) -> list[int]:
         consumer.close()
 
 
+def end_offsets(settings: Settings, topic: str | None = None) -> list[int]:
+    """The high watermark of each partition of ``topic`` (default: the transactions topic).
+
+    Written in transactions, a topic's end offsets count one commit (or abort) marker per transaction and partition
+    besides the records: once every transaction has ended they are the offsets a consumer that read everything
+    commits, but their sum is no count of records (count them with :func:`read_topic`).
+    """
+    name = topic or settings.topic_transactions
+    config = consumer_config(settings.kafka(), group_id=f"stream-test-ends-{time.time_ns()}", client_id="stream-test")
+    consumer = Consumer(config)
+    try:
+        return [
+            consumer.get_watermark_offsets(TopicPartition(name, p), timeout=15)[1]
+            for p in range(settings.topic_partitions)
+        ]
+    finally:
+        consumer.close()
+
+
+def wait_committed_to(settings: Settings, ends: list[int], timeout: float = 90) -> list[int]:
+    """Until the scorer group's committed offsets are ``ends`` (e.g. :func:`end_offsets` once the replay is over);
+    returns them. Fails when they pass ``ends`` (an offset beyond the end) or do not get there in time."""
+    deadline = time.monotonic() + timeout
+    committed: list[int] = []
+    while time.monotonic() < deadline:
+        committed = committed_offsets(settings)
+        assert all(c <= e for c, e in zip(committed, ends, strict=True)), (committed, ends)
+        if committed == ends:
+            return committed
+        time.sleep(0.3)
+    raise AssertionError(f"the scorer committed offsets {committed}, not the end offsets {ends}, within {timeout:g} s")
+
+
 def wait_caught_up(settings: Settings, expected: int, timeout: float = 90) -> None:
     """Until the scorer group has committed offsets covering ``expected`` transactions."""
     deadline = time.monotonic() + timeout
