@@ -264,7 +264,11 @@ class TransactionalSender:
                 self._note_failure("init_transactions", error)
                 if error.fatal() or not (error.retriable() or means_unreachable(error)):
                     self._watchdog.dispose("producer", holder)
-                self._back_off(delay)
+                try:
+                    self._back_off(delay)
+                except _GaveUpError:
+                    self._watchdog.dispose("producer", holder)
+                    return False
                 delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
             self._producer = holder.pop()

@@ -334,3 +334,13 @@ def test_the_transactional_producer_has_the_derived_id_and_a_message_timeout_wit
     assert seen["transactional.id"] == settings.replay_transaction_id
     assert 0 < seen["message.timeout.ms"] <= seen["transaction.timeout.ms"] == TRANSACTION_TIMEOUT_MS
     build_transactional_producer(settings)  # librdkafka itself accepts it (it refuses message.timeout.ms 0 here)
+
+
+def test_init_transactions_is_retried_while_the_cluster_does_not_answer() -> None:
+    cluster = FakeCluster(plans=deque([{"init_transactions": [timed_out(), timed_out()]}]))
+    tx = sender(cluster, rows=2, interval_s=3600)
+    send_all(tx, rows(2))
+    assert tx.finish() == 0
+    assert len(cluster.producers) == 1  # a timed-out init_transactions is called again on the same producer
+    assert cluster.producers[0].calls[:3] == ["init_transactions"] * 3
+    assert cluster.committed == keys(2)
