@@ -51,14 +51,13 @@ from .progress_support import CommitProgress, Stall
 from .stream_support import (
     STREAM_FILE,
     ScorerProcess,
-    end_offsets,
     offline_flags,
     read_alerts,
     read_topic,
     scorer_process,
     stream_csv,
     tally,
-    wait_committed_to,
+    wait_committed_to_the_end,
 )
 
 if TYPE_CHECKING:
@@ -284,7 +283,7 @@ def scored_stream(
         expected = {tid for tid in flagged if int(tid.rpartition(":")[2]) < stats.sent}
         # The input's end offsets count the replay's commit markers besides its rows: the scorer has consumed
         # everything once its committed offsets are there (a read_committed consumer's position passes the markers).
-        final = dict(enumerate(wait_committed_to(settings, end_offsets(settings), timeout=120)))
+        final = dict(enumerate(wait_committed_to_the_end(settings, timeout=120)))
         inputs = [m.key().decode() for m in read_topic(settings, settings.topic_transactions, at_least=stats.sent)]
         alerts = read_alerts(settings, at_least=len(expected))
         for member in members:
