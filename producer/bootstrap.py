@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from fraudstream.kafka.outage import ClientEvents, OutageLog
 from fraudstream.kafka.topics import ensure_flow_topics
 from fraudstream.settings import Settings
 from fraudstream.shutdown import GracefulStop, Stop, stop_on_signals
+from producer.commit_check import record_committed
 from producer.replay import Producer, Replayer, ReplayOptions, ReplayStats
 from producer.transactional import TRANSACTION_TIMEOUT_MS, TransactionalProducer, TransactionalSender
 
@@ -107,6 +109,7 @@ def bootstrap(
                 interval_s=settings.replay_transaction_ms / 1000,
                 flush_timeout_s=options.flush_timeout_s,
                 on_wait=on_wait,
+                check_committed=partial(record_committed, settings.kafka()),
             )
 
         log.info("replaying in transactions (transactional.id %s)", settings.replay_transaction_id)

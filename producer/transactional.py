@@ -18,12 +18,16 @@ commits, and on each kind of failure:
 * **a record Kafka refuses for what it is** (too large, invalid): counted as failed and left out of the retried
   transaction, so no transaction can loop on it.
 
-One case stays open: a producer replaced *after* its ``commit_transaction`` was sent (a commit abandoned by the
-watchdog, or answered by a fatal error) leaves its outcome unknown until the new producer settles it, and its rows
-are sent again: they may then be written twice. The sender counts them (``ReplayStats.resent_uncertain``) and
-says so in one WARNING line. Every blocking call runs under a :class:`~fraudstream.kafka.watchdog.Watchdog` (it
-cannot block past its timeout plus a margin). Once stopped, the sender tries for ``flush_timeout_s`` to commit
-what is open; the rows it could not commit are undelivered.
+A producer replaced *during* its commit (a ``commit_transaction`` the watchdog abandoned, or answered by a fatal
+error) leaves the outcome unknown: the new producer's ``init_transactions`` settles it, then ``check_committed``
+(:func:`producer.commit_check.record_committed`) asks the topic whether a row of it, at the offset its delivery
+report gave, was committed: if so its rows are delivered, else they go again. Only when that cannot be told (no
+delivery report, the cluster silent for 30 s) are they sent again unsure, counted in
+``ReplayStats.resent_uncertain`` with a WARNING: they may then be written twice.
+
+Every blocking call runs under a :class:`~fraudstream.kafka.watchdog.Watchdog` (it cannot block past its timeout
+plus a margin). Once stopped, the sender tries for ``flush_timeout_s`` to commit what is open; the rows it could
+not commit are undelivered.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ class TransactionalSender:
         watchdog: Watchdog | None = None,
         call_timeout_s: float = MAX_CALL_TIMEOUT_S,
         on_wait: Callable[[], None] | None = None,
+        check_committed: Callable[[str, int, int, bytes], bool | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = producer_factory
@@ -108,6 +113,7 @@ class TransactionalSender:
         self._watchdog = watchdog or Watchdog("replay", margin_s=WATCHDOG_MARGIN_S)
         self._call_timeout = call_timeout_s
         self._on_wait = on_wait or (lambda: None)
+        self._check_committed = check_committed
         self._clock = clock
         self._producer: TransactionalProducer | None = None
         self._pending: list[Encoded] = []
@@ -117,6 +123,10 @@ class TransactionalSender:
         self._first_row_at = 0.0
         self._committing = False
         self._refused: dict[bytes, str] = {}
+        self._located: dict[bytes, tuple[int, int]] = {}
+        """key -> (partition, offset) of the open transaction's rows, from their delivery reports."""
+        self._uncertain = False
+        """A producer was lost during its commit: whether the pending rows were committed is to be found out."""
         self._give_up_at: float | None = None
 
     @property
@@ -192,6 +202,8 @@ class TransactionalSender:
             try:
                 if not self._ensure_open():
                     return False
+                if not self._pending:  # the transaction in doubt held them, and was committed after all
+                    return True
                 producer = self._producer
                 assert producer is not None
                 self._committing = True
@@ -215,11 +227,16 @@ class TransactionalSender:
         False when the time after a stop is over first."""
         while not self._open:
             self._check_time()
-            if self._producer is None and not self._start():
-                return False
+            if self._producer is None:
+                if not self._start():
+                    return False
+                if self._uncertain:
+                    self._settle_uncertain()
             producer = self._producer
             assert producer is not None
             try:
+                producer.poll(0)  # reports of an aborted transaction, before its locations are forgotten
+                self._located.clear()
                 producer.begin_transaction()
                 self._open = True
                 for encoded in self._pending:
@@ -316,17 +333,45 @@ class TransactionalSender:
         self._producer = None
         self._open = False
         self.stats.replaced += 1
-        if self._committing:
-            self.stats.resent_uncertain += len(self._pending)
+        if self._committing and self._pending:
+            self._uncertain = True
             log.warning(
-                "the replay's producer was replaced while committing (%s): whether its last transaction committed "
-                "is unknown, and its %d rows are sent again (they may be written twice)",
+                "the replay's producer was lost while committing (%s): its replacement settles that transaction, "
+                "then the topic says whether its %d rows were committed",
                 reason,
                 len(self._pending),
             )
         else:
             log.warning("replacing the replay's transactional producer (%s)", reason)
         self._leave_out_refused()
+
+    def _settle_uncertain(self) -> None:
+        """After a producer lost during its commit (the new one has settled that transaction): ask the topic
+        whether a row of it was committed. Committed: its rows are delivered; aborted: they go again; unknown:
+        they go again, counted as maybe written twice."""
+        self._uncertain = False
+        count = len(self._pending)
+        located = next(
+            ((key, *self._located[key]) for key in (row.key for row in self._pending) if key in self._located), None
+        )
+        committed = None
+        if located is not None and self._check_committed is not None:
+            key, partition, offset = located
+            committed = self._check_committed(self._topic, partition, offset, key)
+        if committed:
+            log.warning("the transaction in doubt was committed: its %d rows are not sent again", count)
+            self.stats.delivered += count
+            self.stats.transactions += 1
+            self._pending.clear()
+        elif committed is False:
+            log.info("the transaction in doubt was aborted: its %d rows go again", count)
+        else:
+            self.stats.resent_uncertain += count
+            log.warning(
+                "whether the transaction in doubt was committed cannot be told: its %d rows go again (they may be "
+                "written twice)",
+                count,
+            )
 
     def _abort_quietly(self) -> None:
         producer = self._producer
@@ -356,6 +401,7 @@ class TransactionalSender:
     def _delivered(self, error: KafkaError | None, message: Any) -> None:
         # Served by poll() or inside commit_transaction (then in the watchdog's worker thread).
         if error is None:
+            self._located[message.key()] = (message.partition(), message.offset())
             return
         if refuses_record(error):
             self._refused[message.key()] = describe(error)

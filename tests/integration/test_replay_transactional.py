@@ -1,17 +1,20 @@
 """The transactional replay on the session's real broker: N rows sent, N records read_committed (each once), N
-delivered, and the topic's end offsets beyond N (the commit markers: the rows really went in transactions)."""
+delivered, and the topic's end offsets beyond N (the commit markers: the rows really went in transactions); and
+the check it makes after losing a producer during a commit (committed or aborted?)."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudstream.data.synth import write_synthetic
-from fraudstream.kafka.clients import consumer_config
+from fraudstream.kafka.clients import consumer_config, producer_config
 from fraudstream.settings import Settings
 from producer.bootstrap import replay
+from producer.commit_check import record_committed
 from producer.pacing import Pace
 from producer.replay import ReplayOptions
 
@@ -74,3 +77,34 @@ def test_a_slow_replay_commits_its_transactions_by_time_and_a_consumer_reads_pas
         assert positions == ends
     finally:
         consumer.close()
+
+
+def test_the_topic_tells_whether_the_transaction_of_a_delivered_record_committed(
+    settings_factory: SettingsFactory,
+) -> None:
+    """What the replay asks after losing a producer during its commit: committed, or aborted?"""
+    settings = settings_factory()
+    conn, topic = settings.kafka(), settings.topic_transactions
+    producer = Producer(producer_config(conn, client_id="commit-check", transactional_id=f"check-{topic}"))
+    producer.init_transactions(30)
+    located: dict[bytes, tuple[int, int]] = {}
+
+    def delivered(error: object, message: Any) -> None:
+        assert error is None, error
+        located[message.key()] = (message.partition(), message.offset())
+
+    for key, commit in ((b"kept", True), (b"dropped", False)):
+        producer.begin_transaction()
+        producer.produce(topic, key=key, value=b"{}", partition=1, on_delivery=delivered)
+        producer.flush(30)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    producer.begin_transaction()  # one more after them, committed: an aborted record is skipped, not the end
+    producer.produce(topic, key=b"after", value=b"{}", partition=1, on_delivery=delivered)
+    producer.commit_transaction(30)
+
+    assert record_committed(conn, topic, *located[b"kept"], b"kept") is True
+    assert record_committed(conn, topic, *located[b"dropped"], b"dropped") is False
+    assert record_committed(conn, topic, *located[b"kept"], b"another key") is False

@@ -47,6 +47,15 @@ class FakeCluster:
     plans: deque[Plan] = field(default_factory=deque)
     refuse: set[bytes] = field(default_factory=set)
     """Keys refused at delivery (the transaction then needs an abort, as librdkafka does)."""
+    log: list[bytes] = field(default_factory=list)
+    """Every record produced, committed or not, at its offset (one partition)."""
+    committed_offsets: set[int] = field(default_factory=set)
+    checks: int = 0
+
+    def check(self, topic: str, partition: int, offset: int, key: bytes) -> bool | None:
+        """What a read_committed reader finds at ``offset``: the record itself when it was committed."""
+        self.checks += 1
+        return offset in self.committed_offsets and self.log[offset] == key
 
     def factory(self) -> FakeTransactionalProducer:
         producer = FakeTransactionalProducer(self, self.plans.popleft() if self.plans else {})
@@ -87,7 +96,8 @@ class FakeTransactionalProducer:
     def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
         self._call("produce")
         assert self.open is not None, "produce outside a transaction"
-        record = {"topic": topic, "key": key, "value": value, **kwargs}
+        record = {"topic": topic, "key": key, "value": value, "offset": len(self.cluster.log), **kwargs}
+        self.cluster.log.append(key)
         self.open.append(record)
         self._unreported.append(record)
 
@@ -101,7 +111,7 @@ class FakeTransactionalProducer:
             error = None
             if record["key"] in self.cluster.refuse:
                 error, self.refused = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"), True
-            record["on_delivery"](error, _Message(record["key"]))
+            record["on_delivery"](error, _Message(record["key"], record["offset"]))
         self._unreported = []
         return not self.refused
 
@@ -122,6 +132,7 @@ class FakeTransactionalProducer:
         assert self.open is not None
         keys = [record["key"] for record in self.open]
         self.cluster.committed += keys
+        self.cluster.committed_offsets |= {record["offset"] for record in self.open}
         self.transactions.append(keys)
         self.open = None
 
@@ -134,9 +145,16 @@ class FakeTransactionalProducer:
 @dataclass
 class _Message:
     _key: bytes
+    _offset: int
 
     def key(self) -> bytes:
         return self._key
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
 
 
 def rows(count: int) -> list[Encoded]:
@@ -238,14 +256,35 @@ def test_a_fatal_error_builds_a_new_producer_that_sends_the_uncommitted_rows_aga
     assert (tx.stats.delivered, tx.stats.replaced, tx.stats.aborted, tx.stats.resent_uncertain) == (12, 1, 0, 0)
 
 
-def test_a_producer_lost_in_its_commit_is_replaced_and_its_rows_are_counted_as_maybe_written_twice() -> None:
-    # the open case of the module: the commit went through, then the producer reported a fatal error
+def test_a_producer_lost_after_its_commit_went_through_is_replaced_and_the_topic_says_the_rows_are_in() -> None:
     cluster = FakeCluster(plans=deque([{"commit_transaction": ["commit-then-fatal"]}]))  # type: ignore[list-item]
-    tx = sender(cluster, rows=4, interval_s=3600)
+    tx = sender(cluster, rows=4, interval_s=3600, check_committed=cluster.check)
     send_all(tx, rows(8))
     assert tx.finish() == 0
 
     assert len(cluster.producers) == 2
+    assert cluster.checks == 1
+    assert cluster.committed == keys(8)  # rows 0-3 once: not sent again
+    assert (tx.stats.delivered, tx.stats.transactions, tx.stats.replaced, tx.stats.resent_uncertain) == (8, 2, 1, 0)
+
+
+def test_a_producer_lost_in_a_commit_that_did_not_go_through_has_its_rows_sent_again() -> None:
+    cluster = FakeCluster(plans=deque([{"commit_transaction": [fatal()]}]))
+    tx = sender(cluster, rows=4, interval_s=3600, check_committed=cluster.check)
+    send_all(tx, rows(8))
+    assert tx.finish() == 0
+
+    assert cluster.checks == 1
+    assert cluster.committed == keys(8)
+    assert (tx.stats.delivered, tx.stats.replaced, tx.stats.resent_uncertain) == (8, 1, 0)
+
+
+def test_without_an_answer_from_the_topic_the_rows_in_doubt_go_again_counted_as_maybe_written_twice() -> None:
+    cluster = FakeCluster(plans=deque([{"commit_transaction": ["commit-then-fatal"]}]))  # type: ignore[list-item]
+    tx = sender(cluster, rows=4, interval_s=3600, check_committed=lambda *where: None)
+    send_all(tx, rows(8))
+    assert tx.finish() == 0
+
     assert cluster.committed == keys(4) + keys(8)  # rows 0-3 twice: what resent_uncertain warns of
     assert (tx.stats.delivered, tx.stats.replaced, tx.stats.resent_uncertain) == (8, 1, 4)
 
