@@ -194,7 +194,9 @@ def scorer_process(settings: Settings, log: Path, **overrides: Any) -> Iterator[
 
 
 # ---- the acceptance report ---------------------------------------------------------------------------------------
-def tally(what: str, *, sent: int, expected: set[str], got: list[str], **more: object) -> tuple[set[str], set[str]]:
+def tally(
+    what: str, *, sent: int, expected: set[str], got: list[str], unit: str = "alerts", **more: object
+) -> tuple[set[str], set[str]]:
     """Print what a test sent, what came out, what was lost and what was duplicated; returns (lost, duplicated)."""
     counts: dict[str, int] = {}
     for key in got:
@@ -203,7 +205,7 @@ def tally(what: str, *, sent: int, expected: set[str], got: list[str], **more: o
     duplicated = {key for key, count in counts.items() if count > 1}
     extra = "".join(f", {name} {value}" for name, value in more.items())
     print(  # noqa: T201 (the fault tests report their tally, as the acceptance asks)
-        f"\n[{what}] sent {sent}, expected {len(expected)} alerts, came out {len(got)} "
+        f"\n[{what}] sent {sent}, expected {len(expected)} {unit}, came out {len(got)} "
         f"({len(counts)} distinct), lost {len(lost)}, duplicated {len(duplicated)}{extra}",
         flush=True,
     )

@@ -307,7 +307,9 @@ def report(what: str, outcome: Outcome) -> tuple[set[str], set[str], set[str], s
     """Print the tally; returns the alerts lost and duplicated, then the input rows lost and duplicated."""
     stats = outcome.stats
     sent = {f"{STREAM_FILE}:{row}" for row in range(stats.sent)}
-    input_lost, input_duplicated = tally(f"{what}: input", sent=stats.sent, expected=sent, got=outcome.inputs)
+    input_lost, input_duplicated = tally(
+        f"{what}: input", sent=stats.sent, expected=sent, got=outcome.inputs, unit="records"
+    )
     lost, duplicated = tally(
         what,
         sent=stats.sent,
