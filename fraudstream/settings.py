@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -104,6 +105,27 @@ class Settings(BaseSettings):
         le=10,
         description="Replicas of topics fraudstream creates (min.insync.replicas: 2 from 3 replicas on, else 1). "
         "Unset: the local Kafka's node count, at most 3; with FRAUD_KAFKA_BOOTSTRAP, the cluster's default.",
+    )
+
+    # ---- replay --------------------------------------------------------------------------------------------
+    replay_transactional: bool = Field(
+        False,
+        description="Replay in Kafka transactions (`fraudstream replay --transactional`): rows count as delivered "
+        "when their transaction commits, and none is written twice, even across a partition leader's change "
+        "(an idempotent producer alone can duplicate a record then: librdkafka #4953). Readers must read "
+        "read_committed (the scorer does).",
+    )
+    replay_transactional_id: str | None = Field(
+        None,
+        min_length=1,
+        description="transactional.id of the transactional replay: a restarted replay fences its predecessor and "
+        "settles its open transaction. Unset: fraudstream-replay@HOST:TOPIC (this host, FRAUD_TOPIC_TRANSACTIONS).",
+    )
+    replay_transaction_rows: int = Field(
+        500, ge=1, le=100_000, description="The transactional replay commits every this many rows..."
+    )
+    replay_transaction_ms: int = Field(
+        100, ge=1, le=60_000, description="...or this long after a transaction's first row, whichever comes first."
     )
 
     # ---- scorer --------------------------------------------------------------------------------------------
@@ -334,6 +356,12 @@ class Settings(BaseSettings):
     def uses_local_broker(self) -> bool:
         """True when no cluster was named, so the local launcher's broker is the one to use."""
         return self.kafka_bootstrap is None
+
+    @property
+    def replay_transaction_id(self) -> str:
+        """FRAUD_REPLAY_TRANSACTIONAL_ID, else ``fraudstream-replay@<host>:<transactions topic>``: one replay per
+        host and topic (a second one fences the first)."""
+        return self.replay_transactional_id or f"fraudstream-replay@{socket.gethostname()}:{self.topic_transactions}"
 
     @property
     def kafka_local_ports(self) -> list[int]:

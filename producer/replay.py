@@ -10,6 +10,10 @@ A broker outage of any length pauses the replay rather than failing it: records 
 (their delivery never times out), a full queue makes :func:`~fraudstream.kafka.produce.produce` wait, and the
 outage is logged in a bounded number of lines. When librdkafka gives up on the producer (a fatal error), a new
 one takes over in-process; the records the old one had not delivered are counted as failed.
+
+With FRAUD_REPLAY_TRANSACTIONAL (``fraudstream replay --transactional``) the rows go in Kafka transactions instead
+(:mod:`producer.transactional`): none is written twice, even while a partition's leader changes (librdkafka
+#4953), and a row counts as delivered once its transaction commits.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from producer.drift import Drift
 from producer.encode import Encoded, encode_row
 from producer.exceptions import ReplayError
 from producer.pacing import Pace, Pacer
+from producer.transactional import TransactionalSender
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,12 @@ class ReplayStats:
     interrupted: bool = False
     replaced: int = 0
     """Producers replaced after a fatal error."""
+    transactions: int = 0
+    """Transactions committed (the transactional replay); ``delivered`` counts their rows."""
+    aborted: int = 0
+    """Transactions aborted, their rows sent again in the next one (the transactional replay)."""
+    resent_uncertain: int = 0
+    """Rows sent again after a commit whose outcome was unknown: they may have been written twice."""
     first_error: str | None = None
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -104,12 +115,18 @@ class ReplayStats:
 
 
 class Replayer:
-    """Sends the rows of one CSV; build it with :func:`producer.bootstrap.bootstrap`."""
+    """Sends the rows of one CSV; build it with :func:`producer.bootstrap.bootstrap`.
+
+    It sends through ``producer`` (idempotent), or in Kafka transactions through the sender ``transactions``
+    builds from the replay's stats and its progress callback (:mod:`producer.transactional`; rows count as
+    delivered once their transaction commits).
+    """
 
     def __init__(
         self,
         *,
-        producer: Producer,
+        producer: Producer | None = None,
+        transactions: Callable[[ReplayStats, Callable[[], None]], TransactionalSender] | None = None,
         topic: str,
         data: Path,
         synthetic: bool,
@@ -130,6 +147,9 @@ class Replayer:
         self._pacer = Pacer(options.pace)
         self._next_progress = 0.0
         self.stats = ReplayStats(source=str(data), synthetic=synthetic)
+        self._transactions = transactions(self.stats, self._tick) if transactions is not None else None
+        if (producer is None) == (self._transactions is None):
+            raise ReplayError("a replay sends through a producer or in transactions, one of the two")
 
     def run(self) -> ReplayStats:
         """Replay until the rows run out (or forever with ``loop``) or until stopped; always flush at the end."""
@@ -167,7 +187,7 @@ class Replayer:
                 return False
             if not self._produce(encode_row(name, row, values, label, self._pacer.event_time(offset), source=source)):
                 return False
-            self._producer.poll(0)
+            self._serve(0)
             self.stats.sent += 1
             self._tick()
         return True
@@ -179,11 +199,22 @@ class Replayer:
             if remaining < _SHORT_WAIT_S:
                 time.sleep(remaining)
                 return
-            self._producer.poll(min(remaining, 0.1))
+            self._serve(min(remaining, 0.1))
             self._tick()
+
+    def _serve(self, timeout: float) -> None:
+        """Serve delivery reports (and commit a transaction whose time is up) for up to ``timeout`` s."""
+        if self._transactions is not None:
+            self._transactions.poll(timeout)
+        else:
+            assert self._producer is not None
+            self._producer.poll(timeout)
 
     def _produce(self, encoded: Encoded) -> bool:
         """Queue one row (waiting while the queue is full); False when stopped while waiting."""
+        if self._transactions is not None:
+            return self._transactions.send(encoded)
+        assert self._producer is not None
         while True:
             try:
                 return produce(
@@ -206,6 +237,7 @@ class Replayer:
         """librdkafka gave up on this producer: deliver what it still can (its failures are counted), then a new
         one takes over."""
         assert self._producer_factory is not None
+        assert self._producer is not None
         log.error("the replay's producer cannot go on (%s): replacing it", reason)
         self._producer.flush(5.0)
         self._producer = self._producer_factory()
@@ -224,7 +256,14 @@ class Replayer:
 
     def _flush(self) -> None:
         """Deliver everything still queued, reporting progress meanwhile: until done when the replay ran to its
-        end (a broker outage only delays it), for flush_timeout_s at most once stopped."""
+        end (a broker outage only delays it), for flush_timeout_s at most once stopped. In transactions: commit
+        the open one (for flush_timeout_s at most once stopped)."""
+        if self._transactions is not None:
+            self.stats.undelivered = self._transactions.finish()
+            self.stats.finished = time.monotonic()
+            self._tick(force=True)
+            return
+        assert self._producer is not None
         remaining = self._producer.flush(0)
         give_up_at: float | None = None
         while remaining:

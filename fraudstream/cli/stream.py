@@ -41,6 +41,15 @@ def replay(
             "FEATURE-OFFSET terms (e.g. 'Amount*3,V1+2'), or 'default' (Amount*3,V13+2,V15+2).",
         ),
     ] = None,
+    transactional: Annotated[
+        bool | None,
+        typer.Option(
+            "--transactional/--no-transactional",
+            help="Send in Kafka transactions: no row written twice, even while a partition leader changes "
+            "(default: FRAUD_REPLAY_TRANSACTIONAL).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Replay a creditcard.csv onto the transactions topic as JSON, keyed by a stable transaction_id."""
     from fraudstream.shutdown import GracefulStop
@@ -50,7 +59,7 @@ def replay(
     from producer.pacing import Pace
     from producer.replay import ReplayOptions
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(replay_transactional=transactional)
     try:
         perturbation = Drift.parse(drift) if drift is not None else None
     except ReplayError as exc:
@@ -79,6 +88,7 @@ def replay(
             + f" to [bold]{settings.topic_transactions}[/bold] on {settings.bootstrap_servers}, "
             f"{options.pace.describe()}"
             + (", looping" if loop else "")
+            + (f", in transactions ({settings.replay_transaction_id})" if settings.replay_transactional else "")
             + (f", [yellow]drifted: {perturbation.spec}[/yellow]" if perturbation else ""),
             soft_wrap=True,
         )
@@ -211,6 +221,8 @@ def _replay_summary(stats: ReplayStats, pace: str) -> Table:
         ("elapsed", f"{stats.seconds:.1f} s"),
         ("rate", f"{stats.rate:,.0f} tx/s"),
     ]
+    if stats.transactions or stats.aborted:
+        rows.insert(5, ("transactions", f"{stats.transactions:,} committed, {stats.aborted:,} aborted and resent"))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -223,6 +235,7 @@ def register(app: typer.Typer) -> None:
         epilog=example(
             "fraudstream replay --limit 2000",
             "fraudstream replay --data data/creditcard.csv --rate 500",
+            "fraudstream replay --transactional --rate 500",
             "fraudstream replay --speed 60 --loop",
         ),
     )(replay)

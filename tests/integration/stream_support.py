@@ -194,7 +194,9 @@ def scorer_process(settings: Settings, log: Path, **overrides: Any) -> Iterator[
 
 
 # ---- the acceptance report ---------------------------------------------------------------------------------------
-def tally(what: str, *, sent: int, expected: set[str], got: list[str], **more: object) -> tuple[set[str], set[str]]:
+def tally(
+    what: str, *, sent: int, expected: set[str], got: list[str], unit: str = "alerts", **more: object
+) -> tuple[set[str], set[str]]:
     """Print what a test sent, what came out, what was lost and what was duplicated; returns (lost, duplicated)."""
     counts: dict[str, int] = {}
     for key in got:
@@ -203,7 +205,7 @@ def tally(what: str, *, sent: int, expected: set[str], got: list[str], **more: o
     duplicated = {key for key, count in counts.items() if count > 1}
     extra = "".join(f", {name} {value}" for name, value in more.items())
     print(  # noqa: T201 (the fault tests report their tally, as the acceptance asks)
-        f"\n[{what}] sent {sent}, expected {len(expected)} alerts, came out {len(got)} "
+        f"\n[{what}] sent {sent}, expected {len(expected)} {unit}, came out {len(got)} "
         f"({len(counts)} distinct), lost {len(lost)}, duplicated {len(duplicated)}{extra}",
         flush=True,
     )
@@ -237,6 +239,45 @@ def committed_offsets(settings: Settings) -> list[int]:
                 time.sleep(0.3)
     finally:
         consumer.close()
+
+
+def end_offsets(settings: Settings, topic: str | None = None) -> list[int]:
+    """The high watermark of each partition of ``topic`` (default: the transactions topic).
+
+    Written in transactions, a topic's end offsets count one commit (or abort) marker per transaction and partition
+    besides the records: once every transaction has ended they are the offsets a consumer that read everything
+    commits, but their sum is no count of records (count them with :func:`read_topic`).
+    """
+    name = topic or settings.topic_transactions
+    config = consumer_config(settings.kafka(), group_id=f"stream-test-ends-{time.time_ns()}", client_id="stream-test")
+    consumer = Consumer(config)
+    try:
+        return [
+            consumer.get_watermark_offsets(TopicPartition(name, p), timeout=15)[1]
+            for p in range(settings.topic_partitions)
+        ]
+    finally:
+        consumer.close()
+
+
+def wait_committed_to_the_end(settings: Settings, timeout: float = 90) -> list[int]:
+    """Until the scorer group's committed offsets equal the transactions topic's end offsets (after the replay is
+    over: nothing more to consume); returns them.
+
+    Both are read again each time: a leader that just took over (e.g. a killed node back and preferred again) can
+    answer a high watermark a few offsets behind for a moment, so one reading is no end to compare with. Offsets
+    committed beyond the end never equal it: that fails too, at the timeout.
+    """
+    deadline = time.monotonic() + timeout
+    committed: list[int] = []
+    ends: list[int] = []
+    while time.monotonic() < deadline:
+        ends = end_offsets(settings)
+        committed = committed_offsets(settings)
+        if committed == ends and end_offsets(settings) == ends:
+            return committed
+        time.sleep(0.3)
+    raise AssertionError(f"the scorer committed offsets {committed}, not the end offsets {ends}, within {timeout:g} s")
 
 
 def wait_caught_up(settings: Settings, expected: int, timeout: float = 90) -> None:

@@ -2,9 +2,12 @@
 ``kill -9`` of the node that leads the most ``transactions`` partitions (then its return), ``kill -9`` of the
 transaction coordinator of the scorer's ``transactional.id``, a rolling restart of all three nodes, and ``kill -9``
 of one of two scorer replicas. Each runs real `fraudstream score` processes on the real MLflow store, with a paced
-replay flowing, and shows: every expected alert exactly once (read_committed), every replayed transaction
-delivered, and no partition of the stream waiting more than 15 s between two committed transactions (measured on
-the group's committed offsets, see :mod:`tests.integration.progress_support`).
+transactional replay flowing (an idempotent one alone can write a row twice while a leader changes: librdkafka
+#4953, issue #9), and shows: every replayed row on the input exactly once (read_committed), every expected alert
+exactly once (read_committed), every replayed row delivered (committed), the scorer group's committed offsets at
+the input's end offsets (which count the replay's commit markers too), and no partition of the stream waiting
+more than 15 s between two committed transactions (measured on the group's committed offsets, see
+:mod:`tests.integration.progress_support`).
 
 The four share the session's cluster (``cluster3`` restores every node and waits for the replicas to catch up
 before each) and one file of 12,000 rows, replayed until a few seconds after the fault; each test has its own
@@ -46,14 +49,15 @@ from .cluster_support import (
 from .fault_support import readyz, wait_for
 from .progress_support import CommitProgress, Stall
 from .stream_support import (
+    STREAM_FILE,
     ScorerProcess,
-    committed_offsets,
     offline_flags,
     read_alerts,
+    read_topic,
     scorer_process,
     stream_csv,
     tally,
-    wait_caught_up,
+    wait_committed_to_the_end,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +103,7 @@ def cluster_settings(cluster3: LocalCluster, trained_model: TrainedModel, tmp_pa
         scorer_batch_size=100,
         scorer_batch_timeout_s=0.1,
         scorer_metrics_port=0,
+        replay_transactional=True,
         state_dir=tmp_path / "state",
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +170,8 @@ class Run:
 @dataclass
 class Outcome:
     alerts: list[Any]
+    inputs: list[str]
+    """transaction_ids of the input topic's records, read_committed."""
     expected: set[str]
     stats: ReplayStats
     stall: Stall
@@ -188,7 +195,8 @@ def resumed_after(progress: CommitProgress, moment: float) -> float:
 
 
 class StoppableReplay:
-    """The replay (the code of `fraudstream replay`) in a thread, paced, until :meth:`finish` stops it."""
+    """The replay (the code of `fraudstream replay`, transactional as the settings say) in a thread, paced, until
+    :meth:`finish` stops it."""
 
     def __init__(self, settings: Settings, csv: Path, rate: float) -> None:
         self.stop = threading.Event()
@@ -212,7 +220,7 @@ class StoppableReplay:
         self._thread.join(timeout=90)
 
     def finish(self) -> ReplayStats:
-        """Stop sending; return once everything sent is delivered (or has failed)."""
+        """Stop sending; return once everything sent is committed (or was given up)."""
         self.stop.set()
         self._thread.join(timeout=90)
         if self.error is not None:
@@ -273,15 +281,16 @@ def scored_stream(
         stats = replay.finish()
         assert stats.sent < ROWS, f"the stream ran out before the fault was over: {run.measured}"
         expected = {tid for tid in flagged if int(tid.rpartition(":")[2]) < stats.sent}
-        wait_caught_up(settings, stats.sent, timeout=120)
-        final = dict(enumerate(committed_offsets(settings)))
+        # The input's end offsets count the replay's commit markers besides its rows: the scorer has consumed
+        # everything once its committed offsets are there (a read_committed consumer's position passes the markers).
+        final = dict(enumerate(wait_committed_to_the_end(settings, timeout=120)))
+        inputs = [m.key().decode() for m in read_topic(settings, settings.topic_transactions, at_least=stats.sent)]
         alerts = read_alerts(settings, at_least=len(expected))
         for member in members:
             assert member.process is not None
             if member.process.process.poll() is None:
                 assert member.process.terminate(timeout=60) == 0, member.process.output()[-3000:]
         time.sleep(progress.interval_s * 2)
-    assert sum(final.values()) == stats.sent, final
     stall = progress.longest_stall(final)
     run.measured.update(
         max_stall_s=round(stall.seconds, 1),
@@ -291,12 +300,17 @@ def scored_stream(
         probe_unanswered=progress.unanswered,
     )
     logs = {path.stem: path.read_text(errors="replace") for path in tmp_path.glob("scorer-*.log")}
-    return Outcome(alerts, expected, stats, stall, run, logs)
+    return Outcome(alerts, inputs, expected, stats, stall, run, logs)
 
 
-def report(what: str, outcome: Outcome) -> tuple[set[str], set[str]]:
+def report(what: str, outcome: Outcome) -> tuple[set[str], set[str], set[str], set[str]]:
+    """Print the tally; returns the alerts lost and duplicated, then the input rows lost and duplicated."""
     stats = outcome.stats
-    return tally(
+    sent = {f"{STREAM_FILE}:{row}" for row in range(stats.sent)}
+    input_lost, input_duplicated = tally(
+        f"{what}: input", sent=stats.sent, expected=sent, got=outcome.inputs, unit="records"
+    )
+    lost, duplicated = tally(
         what,
         sent=stats.sent,
         expected=outcome.expected,
@@ -304,12 +318,20 @@ def report(what: str, outcome: Outcome) -> tuple[set[str], set[str]]:
         delivered=stats.delivered,
         failed=stats.failed,
         undelivered=stats.undelivered,
+        replay_transactions=stats.transactions,
+        replay_aborted=stats.aborted,
+        replay_replaced=stats.replaced,
+        resent_uncertain=stats.resent_uncertain,
         **outcome.run.measured,
     )
+    return lost, duplicated, input_lost, input_duplicated
 
 
 def assert_exactly_once_without_long_stalls(what: str, outcome: Outcome, bound_s: float = STALL_BOUND_S) -> None:
-    lost, duplicated = report(what, outcome)
+    lost, duplicated, input_lost, input_duplicated = report(what, outcome)
+    assert not input_lost
+    assert not input_duplicated
+    assert len(outcome.inputs) == outcome.stats.sent
     assert not lost
     assert not duplicated
     assert {alert.transaction_id for alert in outcome.alerts} == outcome.expected
