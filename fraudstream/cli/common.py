@@ -26,7 +26,8 @@ class ExitCode(enum.IntEnum):
     BAD_USAGE = 2
     """A bad setting or argument, as click answers a bad option."""
     SCORER_STUCK = 3
-    """``fraudstream score``: blocking Kafka calls stayed stuck; a restart starts fresh clients."""
+    """``fraudstream score`` (and ``replay --transactional``): blocking Kafka calls stayed stuck; a restart starts
+    fresh clients."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (128 + SIGINT), after cleaning up."""
 

@@ -52,6 +52,7 @@ def replay(
     ] = None,
 ) -> None:
     """Replay a creditcard.csv onto the transactions topic as JSON, keyed by a stable transaction_id."""
+    from fraudstream.kafka.watchdog import WatchdogGaveUp, exit_process
     from fraudstream.shutdown import GracefulStop
     from producer.bootstrap import bootstrap
     from producer.drift import Drift
@@ -92,7 +93,12 @@ def replay(
             + (f", [yellow]drifted: {perturbation.spec}[/yellow]" if perturbation else ""),
             soft_wrap=True,
         )
-        stats = replayer.run()
+        try:
+            stats = replayer.run()
+        except WatchdogGaveUp as exc:  # the transactional sender's Kafka calls stayed stuck
+            err_console.print(f"[red]the replay stops[/red]: {exc}", soft_wrap=True)
+            exit_process(ExitCode.SCORER_STUCK)
+            raise typer.Exit(ExitCode.SCORER_STUCK) from exc
     console.print(_replay_summary(stats, options.pace.describe()))
     if stats.interrupted:
         console.print(f"[yellow]stopped by {stop.signal_name or 'request'}[/yellow] after flushing what was sent")
