@@ -7,6 +7,7 @@ idempotent. The ground truth ``Class`` travels as ``label``, a field of its own 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,7 +15,9 @@ import orjson
 from pydantic import ValidationError
 
 from fraudstream.exceptions import DataValidationError
+from fraudstream.kafka.produce import Producing, produce
 from fraudstream.schemas import FEATURES, Transaction
+from fraudstream.shutdown import Stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +53,27 @@ def encode_row(
         key=tx_id.encode(),
         value=orjson.dumps(transaction.model_dump()),
         timestamp_ms=int(event_time.timestamp() * 1000),
+    )
+
+
+def produce_encoded(
+    producer: Producing,
+    topic: str,
+    encoded: Encoded,
+    *,
+    on_delivery: Callable[..., None],
+    on_full: Callable[[], None],
+    stop: Stop | None = None,
+) -> bool:
+    """Queue one encoded row on ``topic`` (:func:`fraudstream.kafka.produce.produce`: waits while the local queue
+    is full); False when ``stop`` was set while waiting."""
+    return produce(
+        producer,
+        topic,
+        value=encoded.value,
+        key=encoded.key,
+        timestamp=encoded.timestamp_ms,
+        on_delivery=on_delivery,
+        stop=stop,
+        on_full=on_full,
     )

@@ -32,11 +32,10 @@ from confluent_kafka import KafkaException
 from fraudstream.data.check import iter_validated_chunks
 from fraudstream.kafka.errors import describe, kafka_error
 from fraudstream.kafka.outage import OutageLog
-from fraudstream.kafka.produce import produce
 from fraudstream.schemas import FEATURES, LABEL_COLUMN
 from fraudstream.shutdown import Stop
 from producer.drift import Drift
-from producer.encode import Encoded, encode_row
+from producer.encode import Encoded, encode_row, produce_encoded
 from producer.exceptions import ReplayError
 from producer.pacing import Pace, Pacer
 from producer.transactional import TransactionalSender
@@ -217,15 +216,13 @@ class Replayer:
         assert self._producer is not None
         while True:
             try:
-                return produce(
+                return produce_encoded(
                     self._producer,
                     self._topic,
-                    value=encoded.value,
-                    key=encoded.key,
-                    timestamp=encoded.timestamp_ms,
+                    encoded,
                     on_delivery=self._delivered,
-                    stop=self._stop,
                     on_full=self._tick,
+                    stop=self._stop,
                 )
             except KafkaException as exc:
                 error = kafka_error(exc)

@@ -43,10 +43,9 @@ from confluent_kafka import KafkaError, KafkaException
 
 from fraudstream.kafka.errors import describe, kafka_error, means_unreachable, misconfigured, refuses_record
 from fraudstream.kafka.outage import OutageLog
-from fraudstream.kafka.produce import produce
 from fraudstream.kafka.watchdog import CallAbandoned, Watchdog
 from fraudstream.shutdown import Stop
-from producer.encode import Encoded
+from producer.encode import Encoded, produce_encoded
 from producer.exceptions import ReplayError
 
 if TYPE_CHECKING:
@@ -141,15 +140,13 @@ class TransactionalSender:
             if not self._ensure_open():
                 return False
             assert self._producer is not None
-            queued = produce(
+            queued = produce_encoded(
                 self._producer,
                 self._topic,
-                value=encoded.value,
-                key=encoded.key,
-                timestamp=encoded.timestamp_ms,
+                encoded,
                 on_delivery=self._delivered,
-                stop=self._stop,
                 on_full=self._on_wait,
+                stop=self._stop,
             )
         except _GaveUpError:
             return False
@@ -240,15 +237,7 @@ class TransactionalSender:
                 producer.begin_transaction()
                 self._open = True
                 for encoded in self._pending:
-                    produce(
-                        producer,
-                        self._topic,
-                        value=encoded.value,
-                        key=encoded.key,
-                        timestamp=encoded.timestamp_ms,
-                        on_delivery=self._delivered,
-                        on_full=self._on_wait,
-                    )
+                    produce_encoded(producer, self._topic, encoded, on_delivery=self._delivered, on_full=self._on_wait)
             except KafkaException as exc:
                 self._recover("begin_transaction", exc)
         return True
