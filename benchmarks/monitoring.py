@@ -198,11 +198,10 @@ def monitoring_cpu_cost(
     monitor's ``records`` and ``committed`` on the same batch (on; challenger: with the shadow's ONNX call). The
     fastest of ``repeat`` interleaved runs each, so that other processes on the machine count as little as
     possible. The monitor is built as the scorer builds it, with its state record staged on every batch."""
-    from fraudstream.monitoring import Thresholds
     from scorer.batch import score_batch
-    from scorer.bootstrap import build_challenger_watcher, build_watcher
+    from scorer.bootstrap import build_challenger_watcher, build_monitor, build_watcher
     from scorer.metrics import ScorerMetrics
-    from scorer.monitoring import WindowMonitor, WindowRule
+    from scorer.monitoring import WindowMonitor
 
     messages = batch_messages(csv, settings.scorer_batch_size)
     watcher = build_watcher(settings)
@@ -215,20 +214,14 @@ def monitoring_cpu_cost(
         model.explainer.wait()
 
     def monitor(challenger: bool) -> WindowMonitor:
+        run = settings.model_copy(update={"monitor_enabled": True, "monitor_challenger": challenger})
         shadow = None
         if challenger:
-            shadow = build_challenger_watcher(settings)
+            shadow = build_challenger_watcher(run)
             shadow.poll(force=True)
-        return WindowMonitor(
-            scorer="bench-cpu",
-            topic=settings.topic_monitoring,
-            state_topic=settings.topic_monitoring_state,
-            rule=WindowRule(rows=settings.monitor_window_rows, seconds=settings.monitor_window_s),
-            thresholds=Thresholds.from_settings(settings),
-            state_source=_NoState(),
-            challenger=shadow,
-            gauges=ScorerMetrics(),
-        )
+        built = build_monitor(run, "bench-cpu", ScorerMetrics(), shadow, state_source=_NoState())
+        assert built is not None
+        return built
 
     monitors = {mode: None if mode == "off" else monitor(mode == "challenger") for mode in modes}
     best = dict.fromkeys(modes, float("inf"))

@@ -38,7 +38,7 @@ from fraudstream.settings import Settings
 from fraudstream.shutdown import GracefulStop, Stop, stop_on_signals
 from scorer.loop import Consumer, ScorerLoop, ScorerStatus
 from scorer.metrics import ScorerMetrics
-from scorer.monitoring import WindowMonitor, WindowRule
+from scorer.monitoring import StateSource, WindowMonitor, WindowRule
 from scorer.observer import BatchObserver
 from scorer.transaction import WATCHDOG_MARGIN_S, TransactionalProducer, Transactor
 
@@ -134,9 +134,11 @@ def build_monitor(
     metrics: ScorerMetrics,
     challenger: ModelWatcher | None = None,
     replacements: Callable[[], int] | None = None,
+    state_source: StateSource | None = None,
 ) -> WindowMonitor | None:
     """The monitoring observer (None when FRAUD_MONITOR_ENABLED is off), with the challenger's watcher when
-    FRAUD_MONITOR_CHALLENGER is on (``challenger``: that watcher, built here when not given)."""
+    FRAUD_MONITOR_CHALLENGER is on (``challenger``: that watcher, built here when not given). ``state_source``:
+    where its committed state is read back from (default: the monitoring state topic)."""
     if not settings.monitor_enabled:
         return None
     from fraudstream.monitoring import Thresholds
@@ -150,7 +152,7 @@ def build_monitor(
         state_topic=settings.topic_monitoring_state,
         rule=WindowRule(rows=settings.monitor_window_rows, seconds=settings.monitor_window_s),
         thresholds=Thresholds.from_settings(settings),
-        state_source=StateReader(settings.kafka(), settings.topic_monitoring_state),
+        state_source=state_source or StateReader(settings.kafka(), settings.topic_monitoring_state),
         challenger=challenger if settings.monitor_challenger else None,
         gauges=metrics,
         replacements=replacements,
