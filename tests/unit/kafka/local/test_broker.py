@@ -436,3 +436,31 @@ def test_status_exits_1_while_only_the_controller_runs(broker: LocalBroker, tmp_
     assert result.exit_code == 1, result.output
     assert f"no broker runs on 127.0.0.1:{lone.port} (its controller does)" in result.output
     assert f"controller: 127.0.0.1:19601 (pid {controller.pid})" in result.output
+
+
+# ---- the JVM ------------------------------------------------------------------------------------------------------
+def test_a_node_serving_clients_runs_zgc_and_a_controller_the_default_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from fraudstream.kafka.local import node as node_module
+    from fraudstream.kafka.local.server_config import BROKER, COMBINED, CONTROLLER
+
+    commands: list[list[str]] = []
+
+    def popen(command: list[str], **kwargs: Any) -> Any:
+        commands.append(command)
+        return SimpleNamespace(pid=4242)
+
+    monkeypatch.setattr(node_module.subprocess, "Popen", popen)
+    for roles in (BROKER, COMBINED, CONTROLLER):
+        home = tmp_path / roles.replace(",", "-")
+        home.mkdir()
+        node = node_module.KraftNode(node_id=1, port=0, home=home, libs_dir=tmp_path, heap_max="1g", roles=roles)
+        assert node.spawn("java") == 4242
+    broker, combined, controller = commands
+    for command in (broker, combined):  # G1's pauses held up the commits alerts wait for (node.BROKER_GC_OPTIONS)
+        assert "-XX:+UseZGC" in command
+        assert command.index("-XX:+UseZGC") < command.index(node_module.BROKER_MAIN)
+    assert not [option for option in controller if option.startswith("-XX:+Use")]
