@@ -144,6 +144,7 @@ class Replayer:
         self._stop = stop
         self._progress = progress
         self._pacer = Pacer(options.pace)
+        self._clock_started = False
         self._next_progress = 0.0
         self.stats = ReplayStats(source=str(data), synthetic=synthetic)
         self._transactions = transactions(self.stats, self._tick) if transactions is not None else None
@@ -155,7 +156,6 @@ class Replayer:
         options = self._options
         self.stats.total = None if options.loop else expected_rows(self._data, options.start, options.limit)
         self.stats.started = time.monotonic()
-        self._pacer.begin()
         try:
             while not self._stop.is_set():
                 self.stats.passes += 1
@@ -178,6 +178,11 @@ class Replayer:
         features = (matrix if self._options.drift is None else self._options.drift.apply(matrix)).tolist()
         labels = frame[LABEL_COLUMN].to_numpy().tolist()
         name, source = self._data.name, str(self._data)
+        if not self._clock_started:
+            # The paced clock starts once the first row is ready, not before the file's first chunk was read and
+            # validated (20-50 ms): else the first rows go out late, in a burst, stamped with instants already past.
+            self._pacer.begin()
+            self._clock_started = True
         for row, (values, label) in enumerate(zip(features, labels, strict=True), start=first_row):
             offset = self._pacer.offset(self.stats.sent, values[0])  # FEATURES[0] is Time
             if offset is not None:

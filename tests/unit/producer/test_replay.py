@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,24 @@ def test_rate_sets_event_times_and_kafka_timestamps_n_over_rate_apart(csv: Path)
     assert [(t - times[0]).total_seconds() for t in times] == [i / 2000 for i in range(20)]
     assert [m["timestamp"] for m in producer.sent] == [int(t.timestamp() * 1000) for t in times]
     assert stats.seconds >= 19 / 2000
+
+
+def test_the_paced_clock_starts_once_the_first_chunk_is_read(csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import producer.replay as replay_module
+
+    read = replay_module.iter_validated_chunks
+
+    def slow_read(*args: Any) -> Any:
+        for chunk in read(*args):
+            time.sleep(0.05)  # reading and validating a chunk of the file
+            yield chunk
+
+    monkeypatch.setattr(replay_module, "iter_validated_chunks", slow_read)
+    producer = FakeProducer()
+    before = datetime.now(timezone.utc)
+    replayer(csv, producer, pace=Pace(rate=2000), limit=1).run()
+    first = datetime.fromisoformat(orjson.loads(producer.sent[0]["value"])["event_time"])
+    assert (first - before).total_seconds() >= 0.05  # stamped when it could be sent, not when the replay began
 
 
 def test_start_and_limit_select_the_rows(csv: Path) -> None:
