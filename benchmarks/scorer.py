@@ -90,6 +90,9 @@ STREAM_FRAUD_RATE = 0.0017
 """The frauds' share of the throughput stream: the original data set's rate."""
 LATENCY_FRAUD_RATE = 0.05
 """The frauds' share of the latency streams: more alerts, so that p99 rests on enough samples."""
+LATENCY_WARMUPS = 4
+"""Latency runs before the timed ones: a fresh broker's JVM compiles its many-small-transactions path over about
+half a minute of that load (benchmarks/README.md, latency)."""
 
 
 def make_data(home: Path, rows: int, latency_rows: int) -> BenchData:
@@ -313,10 +316,17 @@ def sklearn_reference(settings: Settings, version: str, csv: Path) -> tuple[floa
 
 @dataclass(frozen=True)
 class Latency:
-    """Per alert of a paced replay: seconds from its event_time to its scoring, and to its receipt."""
+    """Per alert of a paced replay: seconds from its event_time to its scoring, and to its receipt; and how many
+    transactions the scorer committed meanwhile."""
 
     scored: np.ndarray
     received: np.ndarray
+    transactions: int
+
+    def percentiles(self) -> tuple[float, float]:
+        """p50 and p99 of event -> received, in ms."""
+        p50, p99 = np.percentile(self.received, [50, 99]) * 1000
+        return float(p50), float(p99)
 
 
 def replay_process(settings: Settings, csv: Path, rate: float) -> Any:
@@ -372,7 +382,7 @@ def latency_run(settings: Settings, csv: Path, rate: float) -> Latency:
     reader.close()
     if replayer.returncode != 0:
         raise SystemExit(f"the latency replay at {rate:,.0f} tx/s exited with {replayer.returncode}")
-    return Latency(np.array(scored), np.array(received))
+    return Latency(np.array(scored), np.array(received), scorer.loop.status.batches)
 
 
 # ---- the exactly-once passthrough ceiling and the Quix Streams peer -------------------------------------------
@@ -769,6 +779,12 @@ def main() -> None:
     parser.add_argument("--naive-prefix", type=int, default=None, help="messages the naive scorer is timed on")
     parser.add_argument("--rates", default="2000,20000", help="fixed rates of the latency runs (tx/s, comma-separated)")
     parser.add_argument("--latency-seconds", type=float, default=None, help="length of each latency run")
+    parser.add_argument(
+        "--latency-warmups",
+        type=int,
+        default=LATENCY_WARMUPS,
+        help=f"latency runs at the first rate before the timed ones, not counted (default {LATENCY_WARMUPS})",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="scorer batch size (default: the setting)")
     parser.add_argument("--repeat", type=int, default=None, help="runs of each Kafka contender (median shown)")
     parser.add_argument("--trees", type=int, default=100, help="trees of the benchmark forest")
@@ -851,14 +867,15 @@ def main() -> None:
         alone = model_alone(settings, version, data.stream_csv)
         cpu_path = scorer_cpu_path(settings, version, data.stream_csv)
         profile = profile_batch(settings, version)
-        latencies = {}
+        latencies: dict[float, Latency] = {}
+        warmups: list[Latency] = []
         for index, rate in enumerate(options.rates):
             csv = home / f"latency-{rate:.0f}.csv"
             pd.read_csv(data.latency_csv).head(int(rate * options.latency_seconds)).to_csv(
                 csv, index=False, float_format="%.15g"
             )
-            if index == 0:  # a warm-up run, not counted: the broker's JVM compiles its many-small-transactions path
-                latency_run(settings, csv, rate)
+            if index == 0:  # warm-up runs, not counted: the broker's JVM compiles its many-small-transactions path
+                warmups = [latency_run(settings, csv, rate) for _ in range(args.latency_warmups)]
             latencies[rate] = latency_run(settings, csv, rate)
         monitored = None
         if not args.skip_monitoring:  # last of the Kafka runs: it moves the aliases
@@ -920,19 +937,25 @@ def main() -> None:
     print()
     print(
         f"latency: a replay at a fixed rate for {options.latency_seconds:g} s ({LATENCY_FRAUD_RATE:.0%} frauds, for "
-        "samples), after one warm-up run; event_time -> alert received by a read_committed consumer"
+        f"samples), after {len(warmups)} warm-up runs at the first rate; event_time -> alert received by a "
+        "read_committed consumer"
     )
+    if warmups:
+        counted = [run.percentiles() for run in warmups if len(run.received)]
+        shown = ", ".join(f"{p50:,.0f}/{p99:,.0f}" for p50, p99 in counted)
+        print(f"  warm-up runs, not counted (p50/p99 ms): {shown}")
     for rate, latency in latencies.items():
         values = latency.received
         if not len(values):
             print(f"  {rate:>7,.0f} tx/s  no alert arrived")
             continue
-        p50, p99 = np.percentile(values, [50, 99]) * 1000
+        p50, p99 = latency.percentiles()
         s50, s99 = np.percentile(latency.scored, [50, 99]) * 1000
         target = f"   target p99 <= 100 ms  {verdict(p99 <= 100)}" if rate == 2000 else ""
         print(
             f"  {rate:>7,.0f} tx/s  p50 {p50:>6,.0f} ms  p99 {p99:>6,.0f} ms  max {values.max() * 1000:>6,.0f} ms  "
-            f"({len(values):,} alerts; event -> scored p50 {s50:,.0f} ms, p99 {s99:,.0f} ms){target}"
+            f"({len(values):,} alerts, {latency.transactions:,} transactions; event -> scored p50 {s50:,.0f} ms, "
+            f"p99 {s99:,.0f} ms){target}"
         )
     print()
     print_profile(profile)
