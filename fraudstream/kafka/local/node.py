@@ -40,11 +40,12 @@ log = logging.getLogger(__name__)
 BROKER_MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 BROKER_GC_OPTIONS = ("-XX:+UseZGC",)
-"""The collector of a node that serves clients: ZGC, which collects concurrently (pauses well under a millisecond).
+"""The collector of a node that serves clients: ZGC, which does its work concurrently with the broker's threads.
 Under the latency benchmark on our 2 shared cores, G1 (the JVM's default) paused the broker 20-222 ms and Kafka's
-own G1 settings (``MaxGCPauseMillis=20``, as ``kafka-run-class.sh`` sets them) 40-125 ms: its parallel workers
+own G1 settings (``MaxGCPauseMillis=20``, as ``kafka-run-class.sh`` sets them) up to 125 ms: its parallel workers
 wait for the cores the scorer and the replay hold, and every pause holds up the commit an alert waits for. The
-broker's p99 alert latency at 2,000 tx/s went from 90-200 ms to 41-72 ms (benchmarks/README.md, latency)."""
+scorer's p99 alert latency at 2,000 tx/s went from 46-251 ms (9 runs, median 128) to 41-72 ms (4 runs):
+benchmarks/README.md, latency."""
 # The readiness probe retries fast and stays quiet: "connection refused" is expected while the JVM starts.
 _QUIET_PROBE = {"reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 500, "log_level": 2}
 
