@@ -91,11 +91,11 @@ from scorer.transaction import CommitOutcome, TransactionalConsumer, Transactor
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 2.0
+"""Longest the consumer's close() may take before it is left behind (it leaves the group, runs on_revoke)."""
 TRIM_EVERY_S = 60.0
 TRIM_IDLE_EVERY_S = 5.0
 """Freed memory goes back to the OS (see :mod:`fraudstream.memory`) when the loop finds nothing to consume, at
 most every 5 s, and every minute anyway."""
-"""Longest the consumer's close() may take before it is left behind (it leaves the group, runs on_revoke)."""
 
 
 class Consumer(TransactionalConsumer, Protocol):
@@ -121,6 +121,9 @@ class ScorerStatus:
     replaced: int = 0
     """Clients (producer or consumer) replaced in-process after they could not go on."""
     partitions: set[tuple[str, int]] = field(default_factory=set)
+    first_message_at: float | None = None
+    """``time.perf_counter()`` when the first message arrived (a rate over the stream starts there, not at the
+    assignment: a fresh group first looks up its offsets)."""
 
 
 class ScorerLoop:
@@ -366,6 +369,8 @@ class ScorerLoop:
         fatal = self._events.take_fatal() if self._events is not None else None
         if fatal is not None:  # told through error_cb only (e.g. fenced while rejoining after a session timeout)
             raise ConsumerUnusableError(f"the consumer hit a fatal Kafka error: {describe(fatal)}")
+        if messages and self.status.first_message_at is None:
+            self.status.first_message_at = time.perf_counter()
         return messages  # type: ignore[no-any-return]
 
     def _consumer_error(self, error: Any) -> None:
