@@ -8,9 +8,10 @@ never a model input. The value rules live in ``fraudstream.rules``; the stream's
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from itertools import chain
+from itertools import starmap
 from operator import attrgetter
 from typing import Annotated, Literal, Protocol, TypeVar, get_args
 
@@ -223,17 +224,19 @@ class FeatureRow(Protocol):
 
 
 _features_of = attrgetter(*FEATURES)
+_pack_row = struct.Struct(f"={len(FEATURES)}f").pack
 
 
 def feature_matrix(transactions: Sequence[FeatureRow]) -> np.ndarray:
     """The model input for a batch: shape (n, 30), float32, columns in FEATURES order.
 
-    One C-level ``attrgetter`` per transaction feeds ``np.fromiter``: no Python code runs per field. This is on
-    the scorer's and the API's hot path.
+    Per transaction, one C-level ``attrgetter`` and one ``struct`` pack to float32: no Python code runs per field
+    (a third cheaper than feeding ``np.fromiter`` the floats one by one: benchmarks/README.md, "decode"). The
+    schema bounds every feature within float32, so no value overflows. This is on the scorer's and the API's hot
+    path.
     """
-    values = chain.from_iterable(map(_features_of, transactions))
-    matrix = np.fromiter(values, dtype=np.float32, count=len(transactions) * _N_FEATURES)
-    return matrix.reshape(len(transactions), _N_FEATURES)
+    packed = bytearray().join(starmap(_pack_row, map(_features_of, transactions)))  # a writable buffer
+    return np.frombuffer(packed, dtype=np.float32).reshape(len(transactions), _N_FEATURES)
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -40,7 +40,10 @@ _BOUNDS = {
 }
 _PLAIN = (float, int, str, bool, datetime, type(None))
 _QUOTE = ord('"')
+_OPEN, _CLOSE = ord("{"), ord("}")
 _CHUNK = 100
+_JOINED_MIN = 8
+"""Batches this small are decoded message by message: one joined call saves nothing there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class WireDecoder:
             f"{model.__name__}Wire", fields, forbid_unknown_fields=True, gc=gc
         )
         self._decode = msgspec.json.Decoder(self.struct).decode
+        self._decode_list = msgspec.json.Decoder(list[self.struct]).decode  # type: ignore[name-defined]
         self._required_keys = len(fields) - len(self.optional)
         self._strings = strings
         self._getters = {name: attrgetter(name) for name in [*(name for name, _ in self.checks), *self.optional]}
@@ -100,36 +104,77 @@ class WireDecoder:
     def decode_many(self, values: Sequence[bytes | None]) -> WireBatch:
         """Every value decoded: the accepted structs (defaults filled in) in order, and the refused indexes."""
         batch = WireBatch()
-        decode, accepted, rows, refused = self._decode, batch.accepted, batch.rows, batch.refused
-        for index, value in enumerate(values):
-            if not value:
-                refused.append(Refusal(index, "empty message"))
-                continue
-            try:
-                accepted.append(decode(value))
-            except msgspec.MsgspecError as exc:
-                refused.append(Refusal(index, str(exc), _field_of(str(exc))))
-                continue
-            rows.append(index)
-        if accepted:
-            self._repeated_keys(batch, values)
+        quotes: int | None = None
+        joined = self._decode_joined(values)
+        if joined is not None:
+            (batch.accepted, quotes), batch.rows = joined, list(range(len(values)))
+        else:
+            decode, accepted, rows, refused = self._decode, batch.accepted, batch.rows, batch.refused
+            for index, value in enumerate(values):
+                if not value:
+                    refused.append(Refusal(index, "empty message"))
+                    continue
+                try:
+                    accepted.append(decode(value))
+                except msgspec.MsgspecError as exc:
+                    refused.append(Refusal(index, str(exc), _field_of(str(exc))))
+                    continue
+                rows.append(index)
+        if batch.accepted:
+            self._repeated_keys(batch, values, quotes)
         if batch.accepted and self.checks:
             self._check(batch)
         return batch
 
-    def _repeated_keys(self, batch: WireBatch, values: Sequence[bytes | None]) -> None:
+    def _decode_joined(self, values: Sequence[bytes | None]) -> tuple[list[Any], int] | None:
+        """The whole batch in one msgspec call, as one JSON array of its messages, and the quotes it holds; None
+        when that cannot be told apart from decoding each message alone (then the caller does so).
+
+        A joined array could accept what the messages alone refuse: ``{"a":1},{"b"`` then ``:2}`` are two objects
+        once joined. So the result stands only when no message can reach into the next: none is empty, each
+        begins with ``{`` and ends with ``}``, none holds a backslash and each holds an even number of quotes (so
+        every message begins and ends outside a string), and the array has as many elements as the batch has
+        messages. A struct holds no nested object or array, so each message then starts and ends exactly one
+        element: it is decoded as it would be alone. Any refusal in the batch falls back as well.
+        """
+        if len(values) < _JOINED_MIN or not all(values):
+            return None
+        raws: Sequence[bytes] = values  # type: ignore[assignment]  # none is None or empty (checked above)
+        body = b",".join(raws)
+        if b"\\" in body:
+            return None
+        lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
+        ends = np.cumsum(lengths + 1) - 2  # the last byte of each message in body
+        starts = ends - lengths + 1
+        edges = np.frombuffer(body, dtype=np.uint8)
+        if not (np.all(edges[ends] == _CLOSE) and np.all(edges[starts] == _OPEN)):
+            return None
+        quotes = (edges == _QUOTE).view(np.uint8)
+        if np.any(np.bitwise_xor.reduceat(quotes, starts)):  # some message holds an odd count of quotes
+            return None
+        try:
+            structs = self._decode_list(b"[" + body + b"]")
+        except msgspec.MsgspecError:
+            return None
+        return (structs, int(np.count_nonzero(quotes))) if len(structs) == len(raws) else None
+
+    def _repeated_keys(self, batch: WireBatch, values: Sequence[bytes | None], quotes: int | None = None) -> None:
         """Refuse the accepted messages that repeat a key; fill in the defaults of the optional fields left out.
 
         One quote count over the batch (numpy, 100 messages at a time) settles it for every message at once:
         without backslashes, the batch has exactly the quotes its keys and string values make unless some message
         repeats a key. Otherwise (a backslash somewhere, or a count over) each message is looked at on its own.
+        ``quotes`` is that count when the caller has it (the joined decode: every message accepted, none with a
+        backslash).
         """
         present = [self._fill_defaults(name, batch.accepted) for name in self.optional]
         keys = [self._required_keys] * len(batch.accepted)
         for column in present:
             keys = [count + given for count, given in zip(keys, column, strict=True)]
         raws: list[bytes] = [values[row] for row in batch.rows]  # type: ignore[misc]
-        if _quotes_and_no_backslash(raws) == 2 * (sum(keys) + self._strings * len(raws)):
+        if quotes is None:
+            quotes = _quotes_and_no_backslash(raws)
+        if quotes == 2 * (sum(keys) + self._strings * len(raws)):
             return
         failed: dict[int, Refusal] = {}
         for position, (raw, count) in enumerate(zip(raws, keys, strict=True)):

@@ -4,15 +4,17 @@ the same field when they refuse one. The corpus (tests/message_corpus.py) is gen
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from message_corpus import known_malformed, message
+from message_corpus import SEED_EXAMPLE, known_malformed, message
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fraudstream.rules import EARLIEST_TIME, LATEST_TIME, PRINTABLE_ID, TIME_IN_RANGE
@@ -114,6 +116,79 @@ def test_a_batch_decodes_as_its_messages_one_by_one(raws: list[bytes]) -> None:
     for index, rejection in batch.rejections:
         assert rejection == decode(raws[index])  # the DLQ reason is the schema's own
     assert batch.matrix.shape == (len(accepted), len(FEATURES))
+
+
+def _valid(index: int, **changes: object) -> bytes:
+    good = {**SEED_EXAMPLE, "transaction_id": f"ok:{index}", "event_time": "2024-05-01T12:00:00Z", "label": 0}
+    return json.dumps({**good, **changes}, separators=(",", ":")).encode()
+
+
+def _decoded_alone(raws: list[bytes]) -> list[tuple[int, tuple[object, ...]]]:
+    """(index, every field's value) of each message the wire decoder accepts on its own."""
+    names = list(Transaction.model_fields)
+    out = []
+    for index, raw in enumerate(raws):
+        alone = WIRE.decode_many([raw])
+        if alone.rows:
+            out.append((index, tuple(getattr(alone.accepted[0], name) for name in names)))
+    return out
+
+
+def _decoded_together(raws: list[bytes]) -> list[tuple[int, tuple[object, ...]]]:
+    names = list(Transaction.model_fields)
+    batch = WIRE.decode_many(raws)
+    pairs = zip(batch.rows, batch.accepted, strict=True)
+    return [(row, tuple(getattr(struct, name) for name in names)) for row, struct in pairs]
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raws=st.lists(message(), min_size=8, max_size=30), valid=st.integers(min_value=8, max_value=30))
+def test_a_batch_of_valid_messages_in_one_call_is_what_each_is_alone(raws: list[bytes], valid: int) -> None:
+    """The scorer's batches are mostly valid: then the whole batch is one msgspec call (a JSON array of its
+    messages). It must give exactly what each message gives alone."""
+    accepted = [raw for raw in raws if WIRE.decode_many([raw]).rows]
+    plain = [raw for raw in accepted if b"\\" not in raw and raw[:1] == b"{" and raw[-1:] == b"}"]
+    batch = plain + [_valid(index) for index in range(valid)]
+    assert WIRE._decode_joined(batch) is not None  # the one-call path is the one under test
+    assert _decoded_together(batch) == _decoded_alone(batch)
+    mixed = accepted + batch  # escapes, white space: one by one, with the same result
+    assert _decoded_together(mixed) == _decoded_alone(mixed)
+
+
+def test_messages_that_are_objects_only_when_joined_are_refused_as_they_are_alone() -> None:
+    """Joined with commas, ``{m1},{...,"transaction_id":"ab}`` and ``{cd",...}`` make two valid objects; alone,
+    neither is one. Each starts with { and ends with }, so only the quote count tells: the batch is decoded
+    message by message, and both are refused."""
+    spanning = _valid(1, transaction_id="ab},{cd")
+    assert WIRE.decode_many([spanning]).rows == [0]
+    cut = spanning.index(b"},{cd") + 1
+    first, second = _valid(0) + b"," + spanning[:cut], spanning[cut + 1 :]
+    assert (first[:1], first[-1:], second[:1], second[-1:]) == (b"{", b"}", b"{", b"}")
+    assert msgspec.json.decode(b"[" + first + b"," + second + b"]")  # together they parse
+    batch = [_valid(index) for index in range(2, 10)] + [first, second]
+    assert WIRE._decode_joined(batch) is None
+    wired = WIRE.decode_many(batch)
+    assert wired.rows == list(range(8))
+    assert [refusal.index for refusal in wired.refused] == [8, 9]
+    assert _decoded_together(batch) == _decoded_alone(batch)
+
+
+def test_a_repeated_key_is_refused_in_a_batch_decoded_in_one_call() -> None:
+    batch = [_valid(index) for index in range(10)]
+    batch[3] = batch[3][:-1] + b',"V3":1.0}'
+    assert WIRE._decode_joined(batch) is not None
+    wired = WIRE.decode_many(batch)
+    assert [(refusal.index, refusal.field) for refusal in wired.refused] == [(3, "V3")]
+    assert _decoded_together(batch) == _decoded_alone(batch)
+
+
+def test_a_batch_with_one_bad_message_falls_back_to_one_by_one() -> None:
+    batch = [_valid(index) for index in range(10)]
+    batch[4] = _valid(4, V3="2.5")
+    batch[7] = b" " + _valid(7)  # valid alone, but not the shape the one-call path takes
+    wired = WIRE.decode_many(batch)
+    assert wired.rows == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    assert _decoded_together(batch) == _decoded_alone(batch)
 
 
 @settings(max_examples=500, deadline=None, database=None)
