@@ -160,6 +160,14 @@ class Settings(BaseSettings):
         description="Commit a batch's transaction in a second thread while the next batch is consumed and scored "
         "(still one transaction at a time); false: commit in the loop thread.",
     )
+    scorer_score_chunk: int = Field(
+        1000,
+        ge=0,
+        le=100_000,
+        description="Rows a batch is decoded and scored in at a time: the model scores one chunk in a thread of its "
+        "own (ONNX Runtime releases the GIL) while the loop thread decodes the next, so both cores work; 0 decodes "
+        "and scores each batch in one piece. Batches under twice this size are one piece anyway.",
+    )
     scorer_metrics_port: int = Field(
         9464, ge=0, le=65535, description="Port of the scorer's /metrics and /readyz; 0 turns them off."
     )

@@ -1,14 +1,20 @@
 """One micro-batch, from consumed messages to the records to produce: no Kafka calls, so it is easy to test.
 
 Per message the work is only what scoring needs: decode and validate the bytes (the kernel's wire decoder,
-msgspec), then read the 30 features into one float32 matrix (C-level, no Python per field). The model runs once
-per batch (one vectorised ONNX call). Alerts and dead letters are built for the few messages that need them, so
-their cost does not grow with the batch.
+msgspec, one call for a chunk of valid messages), then read the 30 features into one float32 matrix (C-level, no
+Python per field). The model runs once per chunk (one vectorised ONNX call). Alerts and dead letters are built for
+the few messages that need them, so their cost does not grow with the batch.
+
+Both cores (:class:`ChunkedScoring`): a large batch is decoded a chunk at a time (``FRAUD_SCORER_SCORE_CHUNK``,
+1,000 rows) and each chunk's ONNX call runs in a thread of its own while the loop thread decodes the next chunk.
+ONNX Runtime releases the GIL while it scores, and decoding needs it, so the two truly overlap; a row's score does
+not depend on the rows scored with it, so the scores are the same as in one call (tests/unit/scorer/test_batch.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
@@ -20,7 +26,7 @@ from fraudstream.kafka import dead_letter as dlq
 from fraudstream.kafka.records import OutRecord, Source
 from fraudstream.model.serving import FraudModel
 from fraudstream.schemas import FEATURES, Alert, Explanation, Transaction
-from scorer.decode import Rejection, decode_batch
+from scorer.decode import DecodedBatch, Rejection, decode_batch, join_batches
 
 REASON_HEADER = dlq.REASON_HEADER
 KIND_HEADER = dlq.KIND_HEADER
@@ -77,8 +83,55 @@ class ScoredBatch:
     """(topic, record) pairs an observer adds, produced in the same transaction as the alerts."""
 
 
-def score_batch(messages: Sequence[Message], model: FraudModel, scored_at: datetime | None = None) -> ScoredBatch:
-    """Validate every message, score the valid ones in one call, and build the alert and DLQ records.
+class ChunkedScoring:
+    """Decode a batch chunk by chunk while one thread of its own scores the chunks already decoded.
+
+    ``chunk`` 0 (or a batch under two chunks) decodes and scores in one piece, in the calling thread.
+    """
+
+    def __init__(self, chunk: int) -> None:
+        self.chunk = chunk
+        self._executor: ThreadPoolExecutor | None = None
+
+    def decode_and_score(self, values: Sequence[bytes | None], model: FraudModel) -> tuple[DecodedBatch, np.ndarray]:
+        """The batch decoded and its valid rows' fraud probabilities, in the order of ``decoded.transactions``."""
+        if self.chunk <= 0 or len(values) < 2 * self.chunk:
+            decoded = decode_batch(values)
+            return decoded, model.score(decoded.matrix) if decoded.transactions else _NO_SCORES
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer-model")
+        parts: list[tuple[int, DecodedBatch]] = []
+        scoring: list[Future[np.ndarray]] = []
+        try:
+            for start in range(0, len(values), self.chunk):
+                part = decode_batch(values[start : start + self.chunk])
+                parts.append((start, part))
+                if part.transactions:
+                    scoring.append(self._executor.submit(model.score, part.matrix))
+            scores = [future.result() for future in scoring]
+        finally:
+            for future in scoring:  # an exception in the loop: the thread finishes what it has, nothing is left
+                future.cancel()
+        return join_batches(parts), np.concatenate(scores) if scores else _NO_SCORES
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+_NO_SCORES = np.empty(0, dtype=np.float64)
+_ONE_PIECE = ChunkedScoring(0)
+
+
+def score_batch(
+    messages: Sequence[Message],
+    model: FraudModel,
+    scored_at: datetime | None = None,
+    scoring: ChunkedScoring = _ONE_PIECE,
+) -> ScoredBatch:
+    """Validate every message, score the valid ones (one call, or one a chunk: ``scoring``), and build the alert
+    and DLQ records.
 
     Messages that carry a Kafka error (not data) are collected in ``errors`` for the loop to inspect.
     """
@@ -91,13 +144,12 @@ def score_batch(messages: Sequence[Message], model: FraudModel, scored_at: datet
         else:
             batch.errors.append(error)
     batch.consumed = len(sources)
-    decoded = decode_batch([message.value() for message in sources])
+    decoded, scores = scoring.decode_and_score([message.value() for message in sources], model)
     for index, rejection in decoded.rejections:
         batch.dead_letters.append(dead_letter(sources[index], rejection))
         batch.dead_letter_kinds.append(rejection.kind)
     if not decoded.transactions:
         return batch
-    scores = model.score(decoded.matrix)
     batch.scored = len(decoded.transactions)
     flags = model.flags(scores)
     batch.rows = ScoredRows(decoded.matrix, scores, flags, _labels(decoded.transactions))

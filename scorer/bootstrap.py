@@ -269,6 +269,7 @@ def bootstrap(
         close_when_idle=settings.scorer_batch_close_when_idle,
         linger_s=settings.scorer_batch_linger_s,
         overlap=settings.scorer_commit_overlap,
+        score_chunk=settings.scorer_score_chunk,
         stop=stop,
         watchdog=watchdog,
         health=health,

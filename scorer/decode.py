@@ -80,6 +80,16 @@ class DecodedBatch:
 _WIRE = WireDecoder(Transaction)
 
 
+def join_batches(parts: Sequence[tuple[int, DecodedBatch]]) -> DecodedBatch:
+    """One DecodedBatch of the parts of a batch, each given with the index of its first message in the batch."""
+    joined = DecodedBatch(matrix=np.concatenate([part.matrix for _, part in parts]) if parts else feature_matrix([]))
+    for start, part in parts:
+        joined.transactions += part.transactions
+        joined.rows += [start + row for row in part.rows]
+        joined.rejections += [(start + index, rejection) for index, rejection in part.rejections]
+    return joined
+
+
 def decode_batch(values: Sequence[bytes | None]) -> DecodedBatch:
     """Every value of a batch decoded on the fast path; the refused ones explained by the pydantic model."""
     wired = _WIRE.decode_many(values)

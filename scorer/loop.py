@@ -15,9 +15,12 @@ without it each transaction followed the last at once: at 2,000 tx/s, more and s
 against 280-315), more broker CPU, and twice the alerts' p99 (benchmarks/README.md, latency). With the rule off, a
 batch closes when full or at the timeout.
 
-Two cores, two threads: the loop thread consumes, decodes and scores (ONNX Runtime releases the GIL); one commit
-thread runs the batch's transaction (begin, produce, ``send_offsets_to_transaction``, commit: librdkafka waits
-on the broker without the GIL). ``FRAUD_SCORER_COMMIT_OVERLAP=false`` commits in the loop thread instead.
+Two cores, three threads: the loop thread consumes and decodes; a model thread runs the ONNX call of each chunk
+of a batch while the loop thread decodes the next chunk (ONNX Runtime releases the GIL; ``FRAUD_SCORER_SCORE_CHUNK``,
+:class:`scorer.batch.ChunkedScoring`); one commit thread runs the batch's transaction (begin, produce,
+``send_offsets_to_transaction``, commit: librdkafka waits on the broker without the GIL).
+``FRAUD_SCORER_COMMIT_OVERLAP=false`` commits in the loop thread instead. The model thread works inside one step
+of the loop thread (the step waits for its scores), so it changes nothing below.
 
 Why it stays exactly once (the next transaction never begins before the previous one ended):
 
@@ -82,7 +85,7 @@ from fraudstream.kafka.watchdog import CallAbandoned, Watchdog
 from fraudstream.memory import release_free_memory
 from fraudstream.model.watcher import ModelWatcher
 from fraudstream.shutdown import Stop
-from scorer.batch import ScoredBatch, score_batch
+from scorer.batch import ChunkedScoring, ScoredBatch, score_batch
 from scorer.exceptions import ConsumerUnusableError, ProducerUnusableError
 from scorer.metrics import ScorerMetrics
 from scorer.observer import BatchObserver, NoObserver
@@ -150,6 +153,7 @@ class ScorerLoop:
         close_when_idle: bool = True,
         linger_s: float = 0.0,
         overlap: bool = True,
+        score_chunk: int = 0,
         on_started: Callable[[], object] | None = None,
     ) -> None:
         """``on_started``: called once, after the model is loaded and the group joined, before the first batch
@@ -181,6 +185,7 @@ class ScorerLoop:
         self.close_when_idle = close_when_idle
         self.linger_s = linger_s
         self._committer = _Committer() if overlap else None
+        self._scoring = ChunkedScoring(score_chunk)
         self._in_flight: _InFlight | None = None
         self._revoked: set[tuple[str, int]] = set()
         """Partitions revoked (or lost) while the batch being taken was consumed: their messages are dropped."""
@@ -224,6 +229,7 @@ class ScorerLoop:
                 log.warning("the last transaction's outcome could not be recorded: %s", exc)
             if self._committer is not None:
                 self._committer.close()
+            self._scoring.close()
             self._close_consumer()  # on_revoke runs here, with nothing in flight
             self.transactor.close()
             self.metrics.readiness(self.readiness())
@@ -459,7 +465,7 @@ class ScorerLoop:
         started = time.perf_counter()
         model = self.watcher.current
         assert model is not None
-        batch = score_batch(messages, model)
+        batch = score_batch(messages, model, scoring=self._scoring)
         for error in batch.errors:
             self._consumer_error(error)
         if not batch.consumed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 import numpy as np
@@ -10,7 +11,7 @@ from confluent_kafka import KafkaError
 
 from fraudstream.model.serving import FraudModel
 from fraudstream.schemas import FEATURES, Alert
-from scorer.batch import KIND_HEADER, REASON_HEADER, score_batch
+from scorer.batch import KIND_HEADER, REASON_HEADER, ChunkedScoring, score_batch
 
 from ..conftest import SmallForest
 from .fakes import AmountEngine, FakeMessage, fake_model, transaction_bytes
@@ -121,3 +122,55 @@ def _row_bytes(index: int, row: dict[str, float]) -> bytes:
     body = {name: float(row[name]) for name in FEATURES}
     body |= {"transaction_id": f"creditcard.csv:{index}", "event_time": "2024-05-01T12:00:00Z"}
     return orjson.dumps(body)
+
+
+def test_a_batch_scored_chunk_by_chunk_is_the_batch_scored_in_one_piece(small_forest: SmallForest) -> None:
+    """Chunks of 64 rows scored in the model thread while the next is decoded: the same alerts, dead letters and
+    scored rows, in the same order, as one ONNX call for the batch (bad messages on and across chunk edges)."""
+    model = FraudModel(name="fraud-rf", version="3", threshold=0.5, engine=small_forest.engine)
+    frame = small_forest.frame.head(300)
+    values = [_row_bytes(index, row) for index, row in enumerate(frame.to_dict("records"))]
+    for index in (0, 63, 64, 65, 200, 299):
+        values[index] = b'{"Time": "soon"}'
+    values[128] = b""
+    messages = [FakeMessage(value or None, _offset=index) for index, value in enumerate(values)]
+    chunked = ChunkedScoring(64)
+    try:
+        pieces = score_batch(messages, model, scored_at=SCORED_AT, scoring=chunked)
+    finally:
+        chunked.close()
+    whole = score_batch(messages, model, scored_at=SCORED_AT)
+
+    assert len(whole.alerts) > 3
+    assert (pieces.consumed, pieces.scored) == (whole.consumed, whole.scored) == (300, 293)
+    assert [record.value for record in pieces.alerts] == [record.value for record in whole.alerts]
+    assert [(r.value, r.headers) for r in pieces.dead_letters] == [(r.value, r.headers) for r in whole.dead_letters]
+    assert pieces.rows is not None
+    assert whole.rows is not None
+    assert np.array_equal(pieces.rows.matrix, whole.rows.matrix)
+    assert np.array_equal(pieces.rows.scores, whole.rows.scores)
+    assert np.array_equal(pieces.rows.labels, whole.rows.labels)
+
+
+def test_chunks_are_scored_in_the_model_thread_while_the_loop_thread_decodes() -> None:
+    """Each chunk's model call runs in the scorer-model thread; a batch under two chunks stays in the caller's."""
+    threads: list[str] = []
+
+    class RecordingEngine(AmountEngine):
+        def fraud_probability(self, features: np.ndarray) -> np.ndarray:
+            threads.append(threading.current_thread().name)
+            return super().fraud_probability(features)
+
+    engine = RecordingEngine()
+    model = fake_model(engine=engine)
+    chunked = ChunkedScoring(10)
+    try:
+        batch = score_batch([FakeMessage(transaction_bytes(i, 900.0)) for i in range(35)], model, scoring=chunked)
+        assert engine.calls == [10, 10, 10, 5]
+        assert len(batch.alerts) == 35
+        assert all(name.startswith("scorer-model") for name in threads)
+        threads.clear()
+        score_batch([FakeMessage(transaction_bytes(i, 1.0)) for i in range(15)], model, scoring=chunked)
+        assert threads == [threading.current_thread().name]
+    finally:
+        chunked.close()
