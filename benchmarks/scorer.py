@@ -815,6 +815,7 @@ def main() -> None:
     parser.add_argument("--only-explanations", action="store_true", help="run the reason-code section alone")
     args = parser.parse_args()
     configure_logging("WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per model load, in the output
     options = Options(
         rows=args.rows,
         repeat=args.repeat or (3 if args.quick else 5),
