@@ -130,8 +130,9 @@ class WireDecoder:
         """The whole batch in one msgspec call, as one JSON array of its messages, and the quotes it holds; None
         when that cannot be told apart from decoding each message alone (then the caller does so).
 
-        A joined array could accept what the messages alone refuse: ``{"a":1},{"b"`` then ``:2}`` are two objects
-        once joined. So the result stands only when no message can reach into the next: none is empty, each
+        A joined array could accept what the messages alone refuse: ``{"a":1},{"b":"x}`` then ``{y"}`` are two
+        objects once joined with a comma (the second's string is ``x},{y``), though neither message is one alone.
+        So the result stands only when no message can reach into the next: none is empty, each
         begins with ``{`` and ends with ``}``, none holds a backslash and each holds an even number of quotes (so
         every message begins and ends outside a string), and the array has as many elements as the batch has
         messages. A struct holds no nested object or array, so each message then starts and ends exactly one
