@@ -5,8 +5,9 @@ msgspec, one call for a chunk of valid messages), then read the 30 features into
 Python per field). The model runs once per chunk (one vectorised ONNX call). Alerts and dead letters are built for
 the few messages that need them, so their cost does not grow with the batch.
 
-Both cores (:class:`ChunkedScoring`): a large batch is decoded a chunk at a time (``FRAUD_SCORER_SCORE_CHUNK``,
-1,000 rows) and each chunk's ONNX call runs in a thread of its own while the loop thread decodes the next chunk.
+Both cores (:class:`ChunkedScoring`, off by default): with ``FRAUD_SCORER_SCORE_CHUNK`` set, a large batch is
+decoded a chunk at a time and each chunk's ONNX call runs in a thread of its own while the loop thread decodes the
+next chunk.
 ONNX Runtime releases the GIL while it scores, and decoding needs it, so the two truly overlap; a row's score does
 not depend on the rows scored with it, so the scores are the same as in one call (tests/unit/scorer/test_batch.py).
 """

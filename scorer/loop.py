@@ -15,9 +15,9 @@ without it each transaction followed the last at once: at 2,000 tx/s, more and s
 against 280-315), more broker CPU, and twice the alerts' p99 (benchmarks/README.md, latency). With the rule off, a
 batch closes when full or at the timeout.
 
-Two cores, three threads: the loop thread consumes and decodes; a model thread runs the ONNX call of each chunk
-of a batch while the loop thread decodes the next chunk (ONNX Runtime releases the GIL; ``FRAUD_SCORER_SCORE_CHUNK``,
-:class:`scorer.batch.ChunkedScoring`); one commit thread runs the batch's transaction (begin, produce,
+Two cores, two threads: the loop thread consumes, decodes and scores (with ``FRAUD_SCORER_SCORE_CHUNK`` set, a
+model thread runs the ONNX call of each chunk of a batch while the loop thread decodes the next: ONNX Runtime
+releases the GIL; :class:`scorer.batch.ChunkedScoring`); one commit thread runs the batch's transaction (begin, produce,
 ``send_offsets_to_transaction``, commit: librdkafka waits on the broker without the GIL).
 ``FRAUD_SCORER_COMMIT_OVERLAP=false`` commits in the loop thread instead. The model thread works inside one step
 of the loop thread (the step waits for its scores), so it changes nothing below.
