@@ -1,9 +1,10 @@
 """One micro-batch, from consumed messages to the records to produce: no Kafka calls, so it is easy to test.
 
 Per message the work is only what scoring needs: decode and validate the bytes (the kernel's wire decoder,
-msgspec, one call for a chunk of valid messages), then read the 30 features into one float32 matrix (C-level, no
-Python per field). The model runs once per chunk (one vectorised ONNX call). Alerts and dead letters are built for
-the few messages that need them, so their cost does not grow with the batch.
+msgspec, one call for a batch of valid messages), then read the 30 features into one float32 matrix (C-level, no
+Python per field). The model runs once per batch (one vectorised ONNX call; once per chunk with chunks set).
+Alerts and dead letters are built for the few messages that need them, so their cost does not grow with the
+batch.
 
 Both cores (:class:`ChunkedScoring`, off by default): with ``FRAUD_SCORER_SCORE_CHUNK`` set, a large batch is
 decoded a chunk at a time and each chunk's ONNX call runs in a thread of its own while the loop thread decodes the
@@ -110,9 +111,10 @@ class ChunkedScoring:
                 if part.transactions:
                     scoring.append(self._executor.submit(model.score, part.matrix))
             scores = [future.result() for future in scoring]
-        finally:
-            for future in scoring:  # an exception in the loop: the thread finishes what it has, nothing is left
+        except BaseException:
+            for future in scoring:  # the chunk being scored finishes; the ones not started are dropped
                 future.cancel()
+            raise
         return join_batches(parts), np.concatenate(scores) if scores else _NO_SCORES
 
     def close(self) -> None:

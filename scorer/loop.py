@@ -16,7 +16,7 @@ against 280-315), more broker CPU, and twice the alerts' p99 (benchmarks/README.
 batch closes when full or at the timeout.
 
 Two cores, two threads: the loop thread consumes, decodes and scores (with ``FRAUD_SCORER_SCORE_CHUNK`` set, a
-model thread runs the ONNX call of each chunk of a batch while the loop thread decodes the next: ONNX Runtime
+third, model thread runs the ONNX call of each chunk of a batch while the loop thread decodes the next: ONNX Runtime
 releases the GIL; :class:`scorer.batch.ChunkedScoring`); one commit thread runs the batch's transaction (begin, produce,
 ``send_offsets_to_transaction``, commit: librdkafka waits on the broker without the GIL).
 ``FRAUD_SCORER_COMMIT_OVERLAP=false`` commits in the loop thread instead. The model thread works inside one step
