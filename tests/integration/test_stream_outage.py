@@ -24,6 +24,7 @@ from .api_support import assert_api_serves_exactly, process_env, wait_ready
 from .fault_support import ReplayProcess, kill_9, readyz, restart, wait_for, warning_lines
 from .stream_support import (
     committed_offsets,
+    end_offsets,
     offline_flags,
     read_alerts,
     scorer_process,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 ROWS = 2000
 HALF = ROWS // 2  # one replay of half the rows per outage
 RATE = 100  # rows a second: the replay is still sending when the broker dies, and waits for it
+KILL_AFTER_ROWS = 150  # into each replay of HALF rows: 8.5 s of its sending is still ahead at the kill
 RESUME_WITHIN_S = 10.0
 SIGTERM_WITHIN_S = 5.0
 MAX_WARNINGS = 25  # per service for both outages (the scorer logged 484 ERROR lines in 27 s before #9)
@@ -50,6 +52,11 @@ MAX_WARNINGS = 25  # per service for both outages (the scorer logged 484 ERROR l
 
 def committed(settings: Settings) -> int:
     return sum(max(0, offset) for offset in committed_offsets(settings))
+
+
+def produced(settings: Settings) -> int:
+    """Rows the replays have written so far (they write without transactions: the end offsets count records)."""
+    return sum(end_offsets(settings))
 
 
 def not_ready_for_the_broker(url: str) -> bool:
@@ -65,6 +72,7 @@ class Outage:
     resumed_after_s: float = float("nan")
     restart_took_s: float = float("nan")
     bystander_sigterm_s: float | None = None
+    commits_trailed_rows: int = 0  # rows written by the replay and not yet committed by the scorer at the kill
 
 
 def test_a_broker_killed_mid_replay_then_back_after_5_s_and_after_60_s_is_ridden_out_exactly_once(
@@ -112,9 +120,14 @@ def test_a_broker_killed_mid_replay_then_back_after_5_s_and_after_60_s_is_ridden
                 settings, stream, tmp_path / f"replay-{round_number}.log", rate=RATE, start=first_row, limit=HALF
             )
             try:
-                wait_for(lambda: committed(settings) > first_row + 100, "the scorer to commit", timeout=120)  # noqa: B023
+                # The kill follows the replay's progress, not the scorer's: the replay must still be sending when
+                # the broker dies, however far the scorer's commits trail it (a kill timed on the commits once
+                # landed after the replay's last row, and the replay had rightly exited 0).
+                wait_for(lambda: produced(settings) > first_row + KILL_AFTER_ROWS, "the replay to send", timeout=120)  # noqa: B023
                 at_kill = committed(settings)
+                outage.commits_trailed_rows = produced(settings) - at_kill
                 killed = kill_9(fault_broker)
+                assert replay.process.poll() is None, f"the replay ended before the kill: {replay.output()[-3000:]}"
                 assert at_kill < first_row + HALF, f"the kill should land mid-replay, committed {at_kill}"
 
                 # While the broker is away: nobody exits, readiness says why, and a stop request is honoured.
