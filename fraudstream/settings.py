@@ -169,8 +169,22 @@ class Settings(BaseSettings):
         "next: 30% faster in-process, but through Kafka, with the broker on the same 2 cores, no better than one "
         "piece (8 of 16 paired rounds; benchmarks/README.md). Batches under 2N rows are one piece anyway.",
     )
+    scorer_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Scorer processes `fraudstream score` runs, each a replica of its own in the group (CPython runs "
+        "one thread of Python at a time: one process uses one core). Worker i gets the transactional.id "
+        "FRAUD_SCORER_TRANSACTIONAL_ID-i (when set) and the metrics port FRAUD_SCORER_METRICS_PORT + i (when not 0). "
+        "On our 2 cores, the broker on them too, 2 workers gained little: 0.87-1.03x of one process on 3 partitions "
+        "(split 2:1), 1.13x on 4 (benchmarks/README.md, workers); it pays with more cores. Workers beyond the "
+        "partitions idle.",
+    )
     scorer_metrics_port: int = Field(
-        9464, ge=0, le=65535, description="Port of the scorer's /metrics and /readyz; 0 turns them off."
+        9464,
+        ge=0,
+        le=65535,
+        description="Port of the scorer's /metrics and /readyz (worker i: this + i); 0 turns them off.",
     )
     scorer_metrics_host: str = Field(
         "127.0.0.1", min_length=1, description="Interface of the scorer's metrics port (0.0.0.0 for all)."

@@ -13,6 +13,7 @@ from rich.table import Table
 from fraudstream.cli.common import ExitCode, console, err_console, example, settings_or_exit
 
 if TYPE_CHECKING:
+    from fraudstream.settings import Settings
     from producer.replay import ReplayStats
     from scorer.loop import ScorerStatus
 
@@ -124,11 +125,17 @@ def score(
             "--transactional-id", help="Stable transactional.id of this replica (fences a crashed predecessor)."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Scorer processes, one replica each (default: FRAUD_SCORER_WORKERS).", min=1),
+    ] = None,
 ) -> None:
     """Score transactions exactly once with the production model: alerts to fraud-alerts, bad messages to the DLQ.
 
     It rides out broker outages and replaces Kafka clients that cannot go on, in-process; it exits non-zero only
-    when Kafka refuses its configuration (1) or when Kafka calls keep getting stuck (3: restart it).
+    when Kafka refuses its configuration (1) or when Kafka calls keep getting stuck (3: restart it). With
+    --workers N it runs N such scorers as processes (one core each), restarts one that dies, and stops them all on
+    Ctrl-C.
     """
     from fraudstream.kafka.watchdog import WatchdogGaveUp, exit_process
     from scorer.bootstrap import run_scorer
@@ -139,7 +146,11 @@ def score(
         scorer_batch_timeout_s=batch_timeout,
         scorer_metrics_port=metrics_port,
         scorer_transactional_id=transactional_id,
+        scorer_workers=workers,
     )
+    if settings.scorer_workers > 1:
+        _supervise(settings)
+        return
     console.print(
         f"Scoring [bold]{settings.topic_transactions}[/bold] on {settings.bootstrap_servers} "
         f"(group {settings.scorer_group_id}) with [bold]{settings.model_uri}[/bold]; "
@@ -166,6 +177,38 @@ def score(
         soft_wrap=True,
     )
     exit_process(ExitCode.OK)  # only when a stuck Kafka call left a client behind: skip the interpreter's teardown
+
+
+def _supervise(settings: Settings) -> None:
+    """``fraudstream score`` as FRAUD_SCORER_WORKERS processes (fraudstream.workers), until Ctrl-C or SIGTERM."""
+    import os
+    import sys
+
+    from fraudstream.shutdown import stop_on_signals
+    from fraudstream.workers import Supervisor
+    from scorer.replicas import worker_environment
+
+    count, port = settings.scorer_workers, settings.scorer_metrics_port
+    console.print(
+        f"Scoring [bold]{settings.topic_transactions}[/bold] with {count} worker processes (group "
+        f"{settings.scorer_group_id})"
+        + (f"; worker i serves /metrics and /readyz on port {port} + i" if port else "")
+        + "; Ctrl-C stops them all",
+        soft_wrap=True,
+    )
+    with stop_on_signals() as stop:
+        supervisor = Supervisor(
+            [sys.executable, "-m", "fraudstream", "score"],
+            count,
+            lambda index: worker_environment(settings, index, os.environ),
+            stop=stop,
+            fatal=(ExitCode.FAILED, ExitCode.BAD_USAGE),
+        )
+        code = supervisor.run()
+    if code:
+        err_console.print(f"[red]the workers stopped[/red]: one exited with {code}")
+        raise typer.Exit(code)
+    console.print(f"[green]stopped cleanly[/green]: {count} workers")
 
 
 class _StatusLine:
@@ -251,5 +294,6 @@ def register(app: typer.Typer) -> None:
             "fraudstream score",
             "fraudstream score --group-id fraud-scorer --batch-size 500 --metrics-port 9464",
             "FRAUD_SCORER_TRANSACTIONAL_ID=scorer-0 fraudstream score",
+            "fraudstream score --workers 2 --transactional-id scorer",
         ),
     )(score)
