@@ -62,6 +62,13 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _H
 
 
 # ---- set-up: broker, data, model ----------------------------------------------------------------------------
+BROKER_OVERRIDES = {"group.initial.rebalance.delay.ms": "3000"}
+"""Kafka's own default, where the tests' broker has 0 (fast joins): a fresh group of several members started
+together (our workers, the peer's replicas) is then assigned in one rebalance, as on a production broker, rather
+than the first member taking every partition and giving some up a second later. Every rate is timed from the first
+message, so the delay is only in the start-up printed apart."""
+
+
 @contextlib.contextmanager
 def broker(home: Path) -> Iterator[str]:
     """FRAUD_KAFKA_BOOTSTRAP when set, else a local broker started like the test fixture does (and stopped)."""
@@ -72,7 +79,7 @@ def broker(home: Path) -> Iterator[str]:
     from fraudstream.kafka.local.processes import free_port
 
     cache = Path(os.environ.get("FRAUD_KAFKA_CACHE_DIR") or Settings.model_fields["kafka_cache_dir"].default)
-    local = LocalBroker(port=free_port(), home=home / "kafka", cache_dir=cache)
+    local = LocalBroker(port=free_port(), home=home / "kafka", cache_dir=cache, server_overrides=BROKER_OVERRIDES)
     try:
         yield local.up(timeout=120).bootstrap
     finally:
@@ -225,6 +232,97 @@ def our_scorer(settings: Settings, rows: int, group: str | None = None) -> OurRu
     histogram = scorer.metrics
     batch_ms = histogram.value("fraudstream_scorer_batch_seconds_sum") / max(1, status.batches) * 1000
     return OurRun(rows / (ended - first), status.batches, batch_ms, first - assigned)
+
+
+@dataclass(frozen=True)
+class Replicas:
+    rate: float
+    """tx/s over the whole topic, from the first message any replica got to the last one's last message."""
+    shares: list[int]
+    """Messages each replica consumed."""
+
+
+def our_workers(overrides: dict[str, Any], rows: int, workers: int) -> Replicas:
+    """Our scorer as ``fraudstream score --workers N`` runs it: N processes, each a replica of its own in a fresh
+    group (its own transactional.id), each running ``scorer.bootstrap`` as the one-process contender does, timed
+    alike (from the first message of any to the last commit of the last; each reports its own, the parent watches
+    the group's committed offsets to know when the topic is done)."""
+    import json
+    import subprocess
+
+    group = f"bench-workers-{uuid.uuid4().hex[:8]}"
+    children = []
+    for index in range(workers):
+        spec = {**overrides, "scorer_group_id": group, "scorer_transactional_id": f"{group}-{index}"}
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+        children.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    for child in children:  # each has its model and explainer loaded, as the peer loads its model first
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "READY", "a worker did not start"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("GO\n")
+        child.stdin.flush()
+    _until_committed(load_settings(**{**overrides, "scorer_group_id": group}), group, rows, children)
+    return _collect(children)
+
+
+def _until_committed(settings: Settings, group: str, rows: int, children: list[Any], timeout: float = 600) -> None:
+    """Until ``group`` has committed ``rows`` offsets on the transactions topic (a replica cannot know its share)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    watcher = Consumer(consumer_config(settings.kafka(), group_id=group, client_id="bench-watch", read_committed=False))
+    partitions = [TopicPartition(settings.topic_transactions, p) for p in range(settings.topic_partitions)]
+    deadline = time.monotonic() + timeout
+    try:
+        while sum(max(0, tp.offset) for tp in watcher.committed(partitions, timeout=30)) < rows:
+            if time.monotonic() > deadline or any(child.poll() is not None for child in children):
+                raise SystemExit(f"the replicas of {group} did not get through the topic")
+            time.sleep(0.05)
+    finally:
+        watcher.close()
+
+
+def _collect(children: list[Any]) -> Replicas:
+    import json
+    import signal
+
+    reports = []
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+        out, _ = child.communicate(timeout=120)
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    working = [report for report in reports if report["first"] is not None]
+    first, last = min(r["first"] for r in working), max(r["last"] for r in working)
+    return Replicas(sum(r["consumed"] for r in reports) / (last - first), [int(r["consumed"]) for r in reports])
+
+
+def worker_child(spec: str) -> None:
+    """One worker of :func:`our_workers` (``--worker``): ready, then GO on stdin, then score until SIGTERM; prints
+    its first message and its last commit (``time.perf_counter``, one clock for every process of the machine)."""
+    import json
+    import signal
+
+    from scorer.bootstrap import bootstrap
+
+    settings = load_settings(**json.loads(spec))
+    stop, asked = threading.Event(), threading.Event()
+    scorer = bootstrap(settings, stop=stop, watcher=ready_watcher(settings), create_topics=False)
+    freeze_long_lived()
+    thread = threading.Thread(target=scorer.run, daemon=True)
+    signal.signal(signal.SIGTERM, lambda *_: asked.set())
+    print("READY", flush=True)
+    sys.stdin.readline()
+    thread.start()
+    status = scorer.loop.status
+    seen, last = 0, None
+    while not asked.is_set():  # as our_scorer watches the one-process run: the consumed count, each millisecond
+        if status.consumed != seen:
+            seen, last = status.consumed, time.perf_counter()
+        time.sleep(0.001)
+    stop.set()
+    thread.join()
+    print(json.dumps({"first": status.first_message_at, "last": last, "consumed": status.consumed}), flush=True)
 
 
 def ready_watcher(settings: Settings) -> Any:
@@ -503,6 +601,25 @@ def quix_peer(settings: Settings, model: PeerModel, rows: int) -> float:
     done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return float(result["rows"]) / float(result["seconds"])
+
+
+def quix_replicas(settings: Settings, model: PeerModel, rows: int, replicas: int) -> Replicas:
+    """The Quix Streams peer as its users scale it: ``replicas`` copies of the same app in one fresh group, each
+    until SIGTERM. Timed from the first message any got to the last message the last one processed: its last
+    checkpoint (Quix commits every 5 s) is not counted, which flatters the peer a little."""
+    import subprocess
+
+    group = f"bench-quix-{uuid.uuid4().hex[:8]}"
+    command = [
+        str(quix_python()),
+        str(QUIX_PEER),
+        *("--bootstrap", settings.kafka_bootstrap, "--topic", settings.topic_transactions),
+        *("--alerts", f"{settings.topic_alerts}-quix", "--group", group, "--onnx", str(model.onnx)),
+        *("--threshold", repr(model.threshold), "--time-encoding", model.time_encoding, "--rows", "0"),
+    ]
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(replicas)]
+    _until_committed(settings, group, rows, children)
+    return _collect(children)
 
 
 # ---- a profile of one batch ---------------------------------------------------------------------------------
@@ -813,7 +930,15 @@ def main() -> None:
         "--skip-monitoring", action="store_true", help="leave out monitoring off / on / with a challenger"
     )
     parser.add_argument("--only-explanations", action="store_true", help="run the reason-code section alone")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes of the --workers contender (and peer replicas); 0: off"
+    )
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one worker of that contender
     args = parser.parse_args()
+    if args.worker is not None:
+        configure_logging("WARNING")
+        worker_child(args.worker)
+        return
     configure_logging("WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per model load, in the output
     options = Options(
@@ -830,18 +955,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fraudstream-bench-scorer-") as tmp, broker(Path(tmp)) as bootstrap:
         home, suffix = Path(tmp), uuid.uuid4().hex[:8]
         overrides = {"scorer_batch_size": args.batch_size} if args.batch_size else {}
-        settings = load_settings(
-            state_dir=home / "state",
-            kafka_bootstrap=bootstrap,
-            model_name="bench-rf",
-            min_f1=0.5,
-            topic_transactions=f"bench-transactions-{suffix}",
-            topic_alerts=f"bench-alerts-{suffix}",
-            topic_dlq=f"bench-dlq-{suffix}",
-            scorer_metrics_port=0,
-            scorer_group_id=f"bench-{suffix}",
+        bench: dict[str, Any] = {
+            "state_dir": str(home / "state"),
+            "kafka_bootstrap": bootstrap,
+            "model_name": "bench-rf",
+            "min_f1": 0.5,
+            "topic_transactions": f"bench-transactions-{suffix}",
+            "topic_alerts": f"bench-alerts-{suffix}",
+            "topic_dlq": f"bench-dlq-{suffix}",
+            "scorer_metrics_port": 0,
+            "scorer_group_id": f"bench-{suffix}",
             **overrides,
-        )
+        }
+        settings = load_settings(**bench)
         latency_rows = int(max(options.rates, default=0) * options.latency_seconds)
         data = make_data(home, options.rows, latency_rows=max(latency_rows, 1000))
         load = os.getloadavg()
@@ -872,6 +998,12 @@ def main() -> None:
         our_scorer(settings, options.rows)
         if model is not None:
             quix_peer(settings, model, options.rows)
+        if args.workers > 1:
+            our_workers(bench, options.rows, args.workers)
+            if model is not None:
+                quix_replicas(settings, model, options.rows, args.workers)
+        workers: list[Replicas] = []
+        peer_replicas: list[Replicas] = []
         ceiling: list[float] = []
         ceiling_startup: list[float] = []
         ours: list[OurRun] = []
@@ -886,6 +1018,10 @@ def main() -> None:
             if model is not None:
                 peer.append(quix_peer(settings, model, options.rows))
                 plain.append(our_scorer(settings.model_copy(update={"explain_enabled": False}), options.rows).rate)
+            if args.workers > 1:
+                workers.append(our_workers(bench, options.rows, args.workers))
+                if model is not None:
+                    peer_replicas.append(quix_replicas(settings, model, options.rows, args.workers))
         naive = naive_scorer(settings, version, options.naive_prefix)
         alone = model_alone(settings, version, data.stream_csv)
         cpu_path = scorer_cpu_path(settings, version, data.stream_csv)
@@ -944,6 +1080,19 @@ def main() -> None:
             f"  our scorer, no reason codes       {median(plain):>9,.0f} tx/s  runs {runs(plain)}; "
             "FRAUD_EXPLAIN_ENABLED=false: alerts as the peer writes them (an aside)"
         )
+    if workers:
+        shares = " / ".join(f"{share:,}" for share in max(workers, key=lambda run: run.rate).shares)
+        print(
+            f"  our scorer, {args.workers} workers              {median([w.rate for w in workers]):>9,.0f} tx/s  runs "
+            f"{runs([w.rate for w in workers])}; fraudstream score --workers {args.workers} (shares of the best run: "
+            f"{shares})"
+        )
+    if peer_replicas:
+        replicated = [r.rate for r in peer_replicas]
+        print(
+            f"  Quix Streams peer, {args.workers} replicas      {median(replicated):>9,.0f} tx/s  "
+            f"runs {runs(replicated)}; the same app {args.workers} times in one group"
+        )
     print(
         "  start-up, not in the rates: partitions held -> first message, median "
         f"{median(ceiling_startup) * 1000:,.0f} ms (ceiling), {median([run.startup_s for run in ours]) * 1000:,.0f} ms "
@@ -961,12 +1110,29 @@ def main() -> None:
     print()
     print("ratios (medians)                       target")
     vs_ceiling = our / median(ceiling)
-    print(f"  our / passthrough ceiling  {vs_ceiling:>8.2f}     >= 0.4    {verdict(vs_ceiling >= 0.4)}")
+    print(f"  our / passthrough ceiling  {vs_ceiling:>8.3f}     >= 0.4    {verdict(vs_ceiling >= 0.4)}")
     if peer:
         vs_peer = our / median(peer)
         print(f"  our / Quix Streams peer    {vs_peer:>8.2f} x   >= 3 x    {verdict(vs_peer >= 3)}")
         like = median(plain) / median(peer)
         print(f"  (no reason codes) / Quix   {like:>8.2f} x   like for like: neither writes reason codes (an aside)")
+    if workers:
+        many = median([w.rate for w in workers])
+        print(
+            f"  {args.workers} workers / ceiling        {many / median(ceiling):>8.3f}     >= 0.4    "
+            f"{verdict(many / median(ceiling) >= 0.4)}"
+        )
+        if peer:
+            print(
+                f"  {args.workers} workers / Quix peer      {many / median(peer):>8.2f} x   >= 3 x    "
+                f"{verdict(many / median(peer) >= 3)}  (the peer as one app, as above)"
+            )
+        if peer_replicas:
+            both = many / median([r.rate for r in peer_replicas])
+            print(
+                f"  {args.workers} workers / {args.workers} Quix replicas {both:>7.2f} x   each side on every core "
+                "(an aside: like for like)"
+            )
     print(f"  our / naive                {our / naive:>8,.0f} x   >= 100 x  {verdict(our / naive >= 100)}")
     print(f"  our / model alone          {our / alone:>8.3f}     >= 0.25   {verdict(our / alone >= 0.25)}")
     print()

@@ -9,7 +9,8 @@ the same rules as fraudstream's ``Transaction`` (strict finite floats within flo
 RFC 3339 time, an optional 0/1 label), scores it with the same ONNX forest (ONNX Runtime, one thread, as ours),
 keeps the flagged ones and writes an alert to a topic. It runs in its own virtualenv (it cannot share ours: see
 benchmarks/README.md) and imports nothing of fraudstream. It prints one JSON line: rows, seconds from the first
-message processed to the end of ``app.run()`` (the last checkpoint committed), alerts.
+message processed to the end of ``app.run()`` (the last checkpoint committed), alerts; and for ``--rows 0`` (run
+until SIGTERM, as one replica of several in a group) the ``time.perf_counter()`` of its first and last message.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def main() -> None:
     for name in ("bootstrap", "topic", "alerts", "group", "onnx", "time-encoding"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--threshold", type=float, required=True)
-    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--rows", type=int, required=True, help="stop after this many; 0: at SIGTERM")
     args = parser.parse_args()
 
     options = ort.SessionOptions()
@@ -92,7 +93,7 @@ def main() -> None:
     )
     transactions = app.topic(args.topic, value_deserializer="bytes")
     alerts = app.topic(args.alerts, value_serializer="json")
-    state: dict[str, Any] = {"done": 0, "alerts": 0, "first": None}
+    state: dict[str, Any] = {"done": 0, "alerts": 0, "first": None, "last": None}
 
     def score(value: bytes) -> dict[str, Any] | None:
         if state["first"] is None:
@@ -106,7 +107,8 @@ def main() -> None:
         (probabilities,) = session.run(["probabilities"], {input_name: np.array([row], dtype=np.float32)})
         probability = float(probabilities[0, 1])
         state["done"] += 1
-        if state["done"] >= args.rows:
+        state["last"] = time.perf_counter()
+        if state["done"] == args.rows:  # --rows 0: until SIGTERM (a replica of several)
             app.stop()  # ends after this message; the last checkpoint (transaction) is committed
         if probability < args.threshold:
             return None
@@ -124,7 +126,9 @@ def main() -> None:
     sdf.to_topic(alerts)
     app.run()
     elapsed = time.perf_counter() - (state["first"] or time.perf_counter())
-    print(json.dumps({"rows": state["done"], "seconds": elapsed, "alerts": state["alerts"]}), flush=True)
+    report = {"rows": state["done"], "seconds": elapsed, "alerts": state["alerts"]}
+    report |= {"first": state["first"], "last": state["last"], "consumed": state["done"]}
+    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":

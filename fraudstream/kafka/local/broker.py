@@ -10,6 +10,7 @@ broker; fault tests stop, kill and restart the broker through this class (the co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,9 +39,15 @@ class LocalBroker:
         cache_dir: Path,
         heap_max: str = SINGLE_NODE_HEAP,
         kafka_version: str = KAFKA_VERSION,
+        server_overrides: Mapping[str, str] | None = None,
     ) -> None:
         self.cluster = LocalCluster(
-            ports=[port], home=home, cache_dir=cache_dir, heap_max=heap_max, kafka_version=kafka_version
+            ports=[port],
+            home=home,
+            cache_dir=cache_dir,
+            heap_max=heap_max,
+            kafka_version=kafka_version,
+            server_overrides=server_overrides,
         )
         self._node = self.cluster.nodes[0]
         self.port = port

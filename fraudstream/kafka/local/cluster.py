@@ -19,7 +19,7 @@ import contextlib
 import fcntl
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +82,9 @@ class LocalCluster:
         cache_dir: Path,
         heap_max: str | None = None,
         kafka_version: str = KAFKA_VERSION,
+        server_overrides: Mapping[str, str] | None = None,
     ) -> None:
+        """``server_overrides``: settings of every broker's server.properties to replace or add."""
         if not ports or len(set(ports)) != len(ports):
             raise ValueError(f"a local cluster needs distinct ports, one per node, not {list(ports)}")
         self.ports = tuple(ports)
@@ -101,6 +103,7 @@ class LocalCluster:
                 libs_dir=self.jars.libs_dir,
                 heap_max=self.heap_max,
                 roles=BROKER if lone else COMBINED,
+                server_overrides=server_overrides,
             )
             for i, (port, node_home) in enumerate(zip(self.ports, homes, strict=True), 1)
         )

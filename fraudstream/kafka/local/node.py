@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -80,6 +81,7 @@ class KraftNode:
         heap_min: str = "256m",
         roles: str = COMBINED,
         name: str = "broker",
+        server_overrides: Mapping[str, str] | None = None,
     ) -> None:
         self.node_id = node_id
         self.port = port
@@ -89,6 +91,7 @@ class KraftNode:
         self.heap_min = heap_min
         self.roles = roles
         self.name = name
+        self.server_overrides = dict(server_overrides or {})
         self._process: subprocess.Popen[bytes] | None = None
 
     # ---- where things are ------------------------------------------------------------------------------------
@@ -184,7 +187,12 @@ class KraftNode:
         """Write server.properties and the logging configuration for this node's place in ``quorum``."""
         self.home.mkdir(parents=True, exist_ok=True)
         properties = render_server_properties(
-            node_id=self.node_id, port=self.port, quorum=quorum, data_dir=self.data_dir, roles=self.roles
+            node_id=self.node_id,
+            port=self.port,
+            quorum=quorum,
+            data_dir=self.data_dir,
+            roles=self.roles,
+            overrides=self.server_overrides,
         )
         self.properties_file.write_text(properties)
         self.log4j_file.write_text(resources.files(__package__).joinpath("log4j2.yaml").read_text("utf-8"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,10 +84,17 @@ CONTROLLER = "controller"
 
 
 def render_server_properties(
-    *, node_id: int, port: int | None, quorum: Quorum, data_dir: Path, roles: str = COMBINED
+    *,
+    node_id: int,
+    port: int | None,
+    quorum: Quorum,
+    data_dir: Path,
+    roles: str = COMBINED,
+    overrides: Mapping[str, str] | None = None,
 ) -> str:
     """server.properties of one KRaft process of ``quorum`` with ``roles`` (combined, broker-only or
-    controller-only), sized for one machine. ``port`` is the client port (unused by a controller-only process)."""
+    controller-only), sized for one machine. ``port`` is the client port (unused by a controller-only process);
+    ``overrides`` replace or add settings (e.g. benchmarks/scorer.py: Kafka's own group.initial.rebalance.delay.ms)."""
     host = quorum.host
     replicas, min_isr = str(quorum.replication_factor), str(quorum.min_insync_replicas)
     client = f"PLAINTEXT://{host}:{port}"
@@ -122,6 +130,7 @@ def render_server_properties(
         "broker.session.timeout.ms": str(BROKER_SESSION_TIMEOUT_MS),
         "broker.heartbeat.interval.ms": str(BROKER_HEARTBEAT_INTERVAL_MS),
     }
+    settings |= dict(overrides or {})
     header = "# Written by fraudstream at each `fraudstream kafka up`: edits here are overwritten.\n"
     return header + "".join(f"{key}={value}\n" for key, value in settings.items())
 

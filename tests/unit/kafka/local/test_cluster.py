@@ -114,6 +114,22 @@ def test_every_process_heartbeats_each_second_and_is_fenced_after_5_s(tmp_path: 
     assert props["broker.heartbeat.interval.ms"] == "1000"
 
 
+def test_server_overrides_replace_a_setting_and_reach_every_node_of_a_cluster(tmp_path: Path) -> None:
+    """benchmarks/scorer.py sets Kafka's own initial rebalance delay (3 s) where the tests' broker has 0."""
+    quorum = Quorum("cid", (19601,))
+    overridden = {"group.initial.rebalance.delay.ms": "3000", "x.new": "1"}
+    props = properties(
+        render_server_properties(node_id=1, port=19500, quorum=quorum, data_dir=tmp_path, overrides=overridden)
+    )
+    assert (props["group.initial.rebalance.delay.ms"], props["x.new"]) == ("3000", "1")
+    default = properties(render_server_properties(node_id=1, port=19500, quorum=quorum, data_dir=tmp_path))
+    assert default["group.initial.rebalance.delay.ms"] == "0"
+    cluster = LocalCluster(
+        ports=[19500, 19501], home=tmp_path / "c", cache_dir=tmp_path / "jars", server_overrides=overridden
+    )
+    assert all(node.server_overrides == overridden for node in cluster._nodes)
+
+
 def test_the_lone_broker_and_its_controller_are_two_processes_of_one_quorum(tmp_path: Path) -> None:
     quorum = Quorum("cid", (19601,), controller_node_id=CONTROLLER_NODE_ID)
     broker = properties(
