@@ -180,6 +180,14 @@ class Settings(BaseSettings):
         "(split 2:1), 1.13x on 4 (benchmarks/README.md, workers); it pays with more cores. Workers beyond the "
         "partitions idle.",
     )
+    scorer_explain_process: bool = Field(
+        True,
+        description="Compute the alerts' reason codes (exact TreeSHAP: shap's C++ holds the GIL, up to "
+        "FRAUD_EXPLAIN_EXACT_BUDGET_MS a batch) in a worker process of their own, collected by the commit thread "
+        "while the loop thread decodes the next batch: 82,369 against 70,862 tx/s in the loop thread (6 of 6 paired "
+        "rounds, benchmarks/README.md). false: in the loop thread. The worker is spawned: a program that embeds the "
+        "scorer needs an `if __name__ == '__main__':` guard.",
+    )
     scorer_metrics_port: int = Field(
         9464,
         ge=0,

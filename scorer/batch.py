@@ -15,7 +15,7 @@ not depend on the rows scored with it, so the scores are the same as in one call
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -83,6 +83,15 @@ class ScoredBatch:
     """The scored rows (None when no message was valid)."""
     extra: list[tuple[str, OutRecord]] = field(default_factory=list)
     """(topic, record) pairs an observer adds, produced in the same transaction as the alerts."""
+    pending_alerts: Callable[[], None] | None = None
+    """Fills ``alerts`` once the reason codes computed elsewhere are in (see :meth:`finish_alerts`)."""
+
+    def finish_alerts(self) -> None:
+        """Build the alerts whose reason codes a worker process computes (``FRAUD_SCORER_EXPLAIN_PROCESS``): waits
+        for them. Called by the transaction before it begins (in the commit thread); at once otherwise."""
+        pending, self.pending_alerts = self.pending_alerts, None
+        if pending is not None:
+            pending()
 
 
 class ChunkedScoring:
@@ -157,12 +166,20 @@ def score_batch(
     flags = model.flags(scores)
     batch.rows = ScoredRows(decoded.matrix, scores, flags, _labels(decoded.transactions))
     flagged = np.flatnonzero(flags)
-    explanations = model.explain(decoded.matrix[flagged]) if len(flagged) else []  # flagged rows only
-    for index, explanation in zip(flagged.tolist(), explanations, strict=True):
-        transaction, source = decoded.transactions[index], sources[decoded.rows[index]]
-        record = alert_record(transaction, source, float(scores[index]), model, batch.scored_at, explanation)
-        batch.alerts.append(record)
-        batch.alert_event_times.append(transaction.event_time)
+    if not len(flagged):
+        return batch
+    explanations = model.explain_later(decoded.matrix[flagged])  # flagged rows only
+
+    def alerts() -> None:
+        scored_at = batch.scored_at or datetime.now(timezone.utc)
+        for index, explanation in zip(flagged.tolist(), explanations(), strict=True):
+            transaction, source = decoded.transactions[index], sources[decoded.rows[index]]
+            batch.alerts.append(alert_record(transaction, source, float(scores[index]), model, scored_at, explanation))
+            batch.alert_event_times.append(transaction.event_time)
+
+    batch.pending_alerts = alerts
+    if not model.explains_elsewhere:
+        batch.finish_alerts()  # explained already: the alerts now, as before
     return batch
 
 

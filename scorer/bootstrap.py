@@ -112,7 +112,7 @@ def build_watcher(settings: Settings) -> ModelWatcher:
     def registry() -> VersionSource:
         from fraudstream.model.registry import ModelRegistry
 
-        return ModelRegistry(settings)
+        return ModelRegistry(settings, explain_process=settings.scorer_explain_process)
 
     return ModelWatcher(_LazyRegistry(registry), settings.model_poll_interval_s)
 

@@ -19,6 +19,10 @@ Two cores, two threads: the loop thread consumes, decodes and scores (with ``FRA
 third, model thread runs the ONNX call of each chunk of a batch while the loop thread decodes the next: ONNX Runtime
 releases the GIL; :class:`scorer.batch.ChunkedScoring`); one commit thread runs the batch's transaction (begin, produce,
 ``send_offsets_to_transaction``, commit: librdkafka waits on the broker without the GIL).
+Reason codes are computed in a worker process (``FRAUD_SCORER_EXPLAIN_PROCESS``,
+:mod:`fraudstream.model.explain_process`: shap's TreeSHAP holds the GIL): the loop thread sends a batch's flagged
+rows when it scores them, the commit thread collects their explanations and builds the alerts before it begins the
+batch's transaction (``ScoredBatch.finish_alerts``), so nothing of it is inside the transaction's time.
 ``FRAUD_SCORER_COMMIT_OVERLAP=false`` commits in the loop thread instead. The model thread works inside one step
 of the loop thread (the step waits for its scores), so it changes nothing below.
 
@@ -232,6 +236,7 @@ class ScorerLoop:
             self._scoring.close()
             self._close_consumer()  # on_revoke runs here, with nothing in flight
             self.transactor.close()
+            self.watcher.close()  # the reason codes' worker process, when there is one
             self.metrics.readiness(self.readiness())
             self._report(force=True)
         return self.status

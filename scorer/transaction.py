@@ -247,6 +247,7 @@ class Transactor:
         producer = self._producer
         if producer is None:
             raise ProducerUnusableError("no producer (its start was interrupted)")
+        batch.finish_alerts()  # reason codes from a worker process: collected before the transaction begins
         if positions is None:
             positions = self.positions()
         deadline = self._clock() + self._timeout

@@ -36,6 +36,7 @@ import numpy as np
 from fraudstream.schemas import FEATURES, Explanation, ExplanationMethod, Reason
 
 if TYPE_CHECKING:
+    from fraudstream.model.explain_process import ExplainerProcess
     from fraudstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class ExplainPolicy:
     top_k: int = 3
     exact_budget_s: float = 0.008
     load_wait_s: float = 60.0
+    process: bool = False
+    """Explain in a worker process of its own (:mod:`fraudstream.model.explain_process`), off the caller's GIL."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExplainPolicy:
@@ -242,8 +245,9 @@ def load_explainer(
     label: str,
     profile: QuantileSource | None = None,
     encode: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> ExplainerLoader | None:
-    """Read the forest of a downloaded MLflow sklearn model now and build its explainer in the background.
+) -> ExplainerLoader | ExplainerProcess | None:
+    """Read the forest of a downloaded MLflow sklearn model now and build its explainer in the background (in a
+    worker process with ``policy.process``: ``encode`` and ``profile`` must then pickle).
 
     None (logged) when the version holds no skops forest: a pickled model is never loaded, since unpickling can
     run arbitrary code.
@@ -258,6 +262,10 @@ def load_explainer(
     except OSError as exc:
         log.error("cannot read the forest of %s (%s): no reasons", label, exc)
         return None
+    if policy.process:
+        from fraudstream.model.explain_process import ExplainerProcess
+
+        return ExplainerProcess(data, policy, profile, encode, label=label)
     return ExplainerLoader(
         lambda: ForestExplainer(forest_from_skops(data), policy, profile, encode),
         label=label,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fraudstream.exceptions import ModelLoadError, ModelNotFoundError
@@ -40,15 +40,17 @@ class ModelRegistry:
     exports to the environment), so several registries and a trainer can share a process.
     """
 
-    def __init__(self, settings: Settings, alias: str | None = None) -> None:
-        """``alias``: the alias to follow (default: FRAUD_MODEL_ALIAS; the scorer's shadow uses the challenger's)."""
+    def __init__(self, settings: Settings, alias: str | None = None, *, explain_process: bool = False) -> None:
+        """``alias``: the alias to follow (default: FRAUD_MODEL_ALIAS; the scorer's shadow uses the challenger's);
+        ``explain_process``: reason codes in a worker process of their own (the scorer's choice)."""
         from mlflow import MlflowClient
 
         quiet_mlflow_logs()
         self.tracking_uri = settings.tracking_uri
         self.name = settings.model_name
         self.alias = alias or settings.model_alias
-        self.explain_policy = ExplainPolicy.from_settings(settings) if settings.explain_enabled else None
+        policy = ExplainPolicy.from_settings(settings) if settings.explain_enabled else None
+        self.explain_policy = replace(policy, process=explain_process) if policy else None
         self.client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
     def serving_version(self) -> VersionRef | None:

@@ -11,6 +11,7 @@ still load.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,10 @@ from fraudstream.model.profile import ReferenceProfile
 from fraudstream.schemas import FEATURES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fraudstream.model.explain import ExplainerLoader, ExplainPolicy
+    from fraudstream.model.explain_process import ExplainerProcess
     from fraudstream.schemas import Explanation
 
 METADATA_KEY = "fraudstream"
@@ -73,7 +77,7 @@ class FraudModel:
     time_encoding: TimeEncoding = "raw"
     profile: ReferenceProfile | None = None
     """The training rows' profile (None for versions logged before it existed)."""
-    explainer: ExplainerLoader | None = None
+    explainer: ExplainerLoader | ExplainerProcess | None = None
     """Reason codes from the same version's forest; None when explanations are off or the version has no forest."""
 
     def score(self, features: np.ndarray) -> np.ndarray:
@@ -88,6 +92,26 @@ class FraudModel:
         if self.explainer is None:
             return [None] * len(features)
         return self.explainer.explain(features)
+
+    def explain_later(self, features: np.ndarray) -> Callable[[], list[Explanation | None]]:
+        """:meth:`explain`, collected later: an explainer in a worker process starts on the rows now and the
+        result waits for it; any other explains now."""
+        if self.explains_elsewhere:
+            later: Callable[[], list[Explanation | None]] = self.explainer.submit(features)  # type: ignore[union-attr]
+            return later
+        explanations = self.explain(features)
+        return lambda: explanations
+
+    def close(self) -> None:
+        """Release what the model holds outside this process (an explainer's worker: it finishes the rows sent)."""
+        close = getattr(self.explainer, "close", None)
+        if close is not None:
+            close(wait=False)
+
+    @property
+    def explains_elsewhere(self) -> bool:
+        """True when the reason codes are computed in a worker process (:meth:`explain_later` returns at once)."""
+        return hasattr(self.explainer, "submit")
 
     @property
     def label(self) -> str:
@@ -125,7 +149,7 @@ def open_model_dir(
             explain_policy,
             label=where,
             profile=profile,
-            encode=lambda matrix: model_input(matrix, time_encoding),
+            encode=functools.partial(model_input, encoding=time_encoding),  # picklable, for a worker process
         )
     return FraudModel(
         name=name,

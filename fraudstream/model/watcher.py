@@ -49,6 +49,11 @@ class ModelWatcher:
         self._missing_logged = False
         self.current: FraudModel | None = None
 
+    def close(self) -> None:
+        """Release what the current model holds outside this process (its explainer's worker); it stays current."""
+        if self.current is not None:
+            self.current.close()
+
     def poll(self, *, force: bool = False) -> bool:
         """Check the alias if due; return True when a different version was loaded."""
         now = self._clock()
@@ -64,6 +69,7 @@ class ModelWatcher:
             if self.current is None:
                 return False
             log.info("the %s alias is gone: %s no longer scored", self._role, self.current.label)
+            self.current.close()
             self.current = None
             return True
         if ref is None:
@@ -81,6 +87,8 @@ class ModelWatcher:
             return False
         previous = self.current
         self.current = model
+        if previous is not None:
+            previous.close()  # its last batch may still commit: an explainer's worker finishes what it was sent
         self._missing_logged = False
         log.info(
             "serving model switched" if self._role == "production" else f"{self._role} model switched",
