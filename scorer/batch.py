@@ -171,10 +171,10 @@ def score_batch(
     explanations = model.explain_later(decoded.matrix[flagged])  # flagged rows only
 
     def alerts() -> None:
-        scored_at = batch.scored_at or datetime.now(timezone.utc)
         for index, explanation in zip(flagged.tolist(), explanations(), strict=True):
             transaction, source = decoded.transactions[index], sources[decoded.rows[index]]
-            batch.alerts.append(alert_record(transaction, source, float(scores[index]), model, scored_at, explanation))
+            record = alert_record(transaction, source, float(scores[index]), model, batch.scored_at, explanation)
+            batch.alerts.append(record)
             batch.alert_event_times.append(transaction.event_time)
 
     batch.pending_alerts = alerts

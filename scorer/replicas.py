@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fraudstream.settings import ENV_PREFIX, Settings
+from fraudstream.settings import Settings, env_name
 
 PASSED_ON = ("scorer_group_id", "scorer_batch_size", "scorer_batch_timeout_s")
 """Settings a command-line option of ``fraudstream score`` may have changed: handed to each worker."""
@@ -26,16 +26,12 @@ def worker_environment(settings: Settings, index: int, environ: Mapping[str, str
     """``environ`` with the settings of worker ``index`` of ``settings.scorer_workers``."""
     env = dict(environ)
     for name in PASSED_ON:
-        env[_variable(name)] = str(getattr(settings, name))
-    env[_variable("scorer_workers")] = "1"
+        env[env_name(name)] = str(getattr(settings, name))
+    env[env_name("scorer_workers")] = "1"
     port = settings.scorer_metrics_port
-    env[_variable("scorer_metrics_port")] = str(port + index if port else 0)
+    env[env_name("scorer_metrics_port")] = str(port + index if port else 0)
     if settings.scorer_transactional_id:
-        env[_variable("scorer_transactional_id")] = f"{settings.scorer_transactional_id}-{index}"
+        env[env_name("scorer_transactional_id")] = f"{settings.scorer_transactional_id}-{index}"
     else:
-        env.pop(_variable("scorer_transactional_id"), None)
+        env.pop(env_name("scorer_transactional_id"), None)
     return env
-
-
-def _variable(name: str) -> str:
-    return f"{ENV_PREFIX}{name.upper()}"

@@ -280,12 +280,17 @@ def wait_committed_to_the_end(settings: Settings, timeout: float = 90) -> list[i
     raise AssertionError(f"the scorer committed offsets {committed}, not the end offsets {ends}, within {timeout:g} s")
 
 
+def committed_count(settings: Settings) -> int:
+    """Transactions the scorer group has committed: the sum of its committed offsets (none yet counts 0)."""
+    return sum(max(0, offset) for offset in committed_offsets(settings))
+
+
 def wait_caught_up(settings: Settings, expected: int, timeout: float = 90) -> None:
     """Until the scorer group has committed offsets covering ``expected`` transactions."""
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        done = sum(max(0, offset) for offset in committed_offsets(settings))
+        done = committed_count(settings)
         if done >= expected:
             return
         time.sleep(0.3)

@@ -17,7 +17,7 @@ from .fault_support import readyz
 from .stream_support import (
     BackgroundReplay,
     ScorerProcess,
-    committed_offsets,
+    committed_count,
     offline_flags,
     read_alerts,
     replay_rows,
@@ -27,7 +27,6 @@ from .stream_support import (
 )
 
 if TYPE_CHECKING:
-    from fraudstream.settings import Settings
     from tests.conftest import TrainedModel
     from tests.integration.conftest import SettingsFactory
 
@@ -42,10 +41,6 @@ def wait_for(condition: object, what: str, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def committed(settings: Settings) -> int:
-    return sum(max(0, offset) for offset in committed_offsets(settings))
 
 
 def consumed_by(process: ScorerProcess) -> int:
@@ -72,15 +67,15 @@ def test_kill_9_mid_stream_then_restart_alerts_each_flagged_transaction_once(
     with scorer_process(settings, tmp_path / "first.log") as first:
         wait_for(lambda: "partitions assigned" in first.output(), "the first scorer to join the group")
         with BackgroundReplay(settings, stream, pace=Pace(rate=400)) as replay:
-            wait_for(lambda: committed(settings) > 300, "the first scorer to commit")
+            wait_for(lambda: committed_count(settings) > 300, "the first scorer to commit")
             first.kill()
-            at_kill = committed(settings)
+            at_kill = committed_count(settings)
             assert 0 < at_kill < ROWS, f"the kill should land mid-stream, committed {at_kill}"
             replay.join()
 
     restarted = time.monotonic()
     with scorer_process(settings, tmp_path / "second.log") as second:
-        wait_for(lambda: committed(settings) > at_kill, "the restarted scorer to commit", timeout=60)
+        wait_for(lambda: committed_count(settings) > at_kill, "the restarted scorer to commit", timeout=60)
         first_commit_s = time.monotonic() - restarted
         wait_caught_up(settings, ROWS)
         alerts = read_alerts(settings, at_least=len(expected))
@@ -128,7 +123,7 @@ def test_a_surviving_replica_takes_over_a_killed_ones_partitions_within_the_sess
         ) as survivor:
             wait_for(lambda: 0 < partitions() < 3 and "partitions assigned" in doomed.output(), "a shared group")
             with BackgroundReplay(settings, stream, pace=Pace(rate=300)) as replay:
-                wait_for(lambda: committed(settings) > 300, "the replicas to commit")
+                wait_for(lambda: committed_count(settings) > 300, "the replicas to commit")
                 doomed.kill()
                 killed = time.monotonic()
                 wait_for(lambda: partitions() == 3, "the survivor to take every partition", timeout=60)
@@ -164,7 +159,7 @@ def test_two_scorers_in_one_group_share_the_partitions_without_duplicates_or_gap
         wait_for(lambda: "partitions assigned" in first.output(), "the first scorer to join the group")
         # the first half flows (paced) while the second scorer starts and joins: partitions move mid-stream
         with BackgroundReplay(settings, stream, limit=half, pace=Pace(rate=250)) as first_half:
-            wait_for(lambda: committed(settings) > 200, "the first scorer to commit")
+            wait_for(lambda: committed_count(settings) > 200, "the first scorer to commit")
             with scorer_process(settings, tmp_path / "b.log") as second:
                 wait_for(lambda: "partitions assigned" in second.output(), "the second scorer to get partitions")
                 first_half.join()

@@ -23,7 +23,7 @@ from .stream_support import (
     STREAM_FILE,
     BackgroundReplay,
     ScorerThread,
-    committed_offsets,
+    committed_count,
     read_alerts,
     read_topic,
     replay_rows,
@@ -144,18 +144,15 @@ def test_kill_9_mid_window_then_restart_publishes_every_transaction_in_exactly_o
     )
     csv = training_sample(trained_model.data_csv, tmp_path)
 
-    def committed() -> int:
-        return sum(max(0, offset) for offset in committed_offsets(settings))
-
     with (
         scorer_process(settings, tmp_path / "first.log") as first,
         BackgroundReplay(settings, csv, pace=Pace(rate=400)) as replay,
     ):
         deadline = time.monotonic() + 60
-        while committed() < 450 and time.monotonic() < deadline:  # inside the second window
+        while committed_count(settings) < 450 and time.monotonic() < deadline:  # inside the second window
             time.sleep(0.05)
         first.kill()
-        at_kill = committed()
+        at_kill = committed_count(settings)
         assert 0 < at_kill < ROWS, f"the kill should land mid-stream, committed {at_kill}"
         replay.join()
     with scorer_process(settings, tmp_path / "second.log") as second:

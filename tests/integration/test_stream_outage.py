@@ -23,7 +23,7 @@ from fraudstream.kafka.local.processes import free_port
 from .api_support import assert_api_serves_exactly, process_env, wait_ready
 from .fault_support import ReplayProcess, kill_9, readyz, restart, wait_for, warning_lines
 from .stream_support import (
-    committed_offsets,
+    committed_count,
     end_offsets,
     offline_flags,
     read_alerts,
@@ -48,10 +48,6 @@ KILL_AFTER_ROWS = 150  # into each replay of HALF rows: 8.5 s of its sending is 
 RESUME_WITHIN_S = 10.0
 SIGTERM_WITHIN_S = 5.0
 MAX_WARNINGS = 25  # per service for both outages (the scorer logged 484 ERROR lines in 27 s before #9)
-
-
-def committed(settings: Settings) -> int:
-    return sum(max(0, offset) for offset in committed_offsets(settings))
 
 
 def produced(settings: Settings) -> int:
@@ -124,7 +120,7 @@ def test_a_broker_killed_mid_replay_then_back_after_5_s_and_after_60_s_is_ridden
                 # the broker dies, however far the scorer's commits trail it (a kill timed on the commits once
                 # landed after the replay's last row, and the replay had rightly exited 0).
                 wait_for(lambda: produced(settings) > first_row + KILL_AFTER_ROWS, "the replay to send", timeout=120)  # noqa: B023
-                at_kill = committed(settings)
+                at_kill = committed_count(settings)
                 outage.commits_trailed_rows = produced(settings) - at_kill
                 killed = kill_9(fault_broker)
                 assert replay.process.poll() is None, f"the replay ended before the kill: {replay.output()[-3000:]}"
@@ -144,7 +140,11 @@ def test_a_broker_killed_mid_replay_then_back_after_5_s_and_after_60_s_is_ridden
                     assert process.poll() is None, f"the {name} exited during the outage"
 
                 back = restart(fault_broker)
-                resumed = wait_for(lambda: committed(settings) > at_kill and time.monotonic(), "scoring to resume", 90)  # noqa: B023
+                resumed = wait_for(
+                    lambda: committed_count(settings) > at_kill and time.monotonic(),  # noqa: B023
+                    "scoring to resume",
+                    90,
+                )
                 outage.resumed_after_s = resumed - back
                 outage.restart_took_s = back - killed - outage.down_s
                 assert replay.wait(timeout=180) == 0, replay.output()[-3000:]  # 0: every row delivered, none failed

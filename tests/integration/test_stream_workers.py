@@ -17,7 +17,7 @@ from producer.pacing import Pace
 from .fault_support import readyz, wait_for
 from .stream_support import (
     BackgroundReplay,
-    committed_offsets,
+    committed_count,
     offline_flags,
     read_alerts,
     scorer_process,
@@ -26,15 +26,10 @@ from .stream_support import (
 )
 
 if TYPE_CHECKING:
-    from fraudstream.settings import Settings
     from tests.conftest import TrainedModel
     from tests.integration.conftest import SettingsFactory
 
 ROWS = 2000
-
-
-def committed(settings: Settings) -> int:
-    return sum(max(0, offset) for offset in committed_offsets(settings))
 
 
 def children(pid: int) -> list[int]:
@@ -68,10 +63,10 @@ def test_two_workers_share_the_stream_a_killed_one_comes_back_and_sigterm_stops_
         workers = children(supervisor.process.pid)
         assert len(workers) == 2, workers
         with BackgroundReplay(settings, stream, pace=Pace(rate=400)) as replay:
-            wait_for(lambda: committed(settings) > 400, "the workers to commit", timeout=60)
+            wait_for(lambda: committed_count(settings) > 400, "the workers to commit", timeout=60)
             doomed = workers[1]
             os.kill(doomed, signal.SIGKILL)
-            at_kill = committed(settings)
+            at_kill = committed_count(settings)
             assert at_kill < ROWS, f"the kill should land mid-stream, committed {at_kill}"
             restarted = wait_for(
                 lambda: len(now := children(supervisor.process.pid)) == 2 and doomed not in now and now,
