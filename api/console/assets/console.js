@@ -65,28 +65,44 @@
     return `${alert.event_time}\u0000${alert.transaction_id}`;
   }
 
+  // One <tr> per alert, kept while the alert is unchanged: the poll re-renders the queue every POLL_MS, and a row
+  // replaced between an analyst's mousedown and mouseup never receives the click.
+  const rowNodes = new Map(); // transaction_id -> { row, look }
+
+  function rowFor(alert) {
+    const verdict = alert.verdict ? alert.verdict.verdict : "";
+    const look = JSON.stringify([alert.event_time, alert.score, alert.amount, alert.model_version, verdict]);
+    const kept = rowNodes.get(alert.transaction_id);
+    if (kept && kept.look === look) return kept.row;
+    const row = node("tr", { "data-id": alert.transaction_id, tabindex: "0" });
+    row.append(
+      node("td", {}, utc(alert.event_time)),
+      node("td", { class: "mono" }, alert.transaction_id),
+      node("td", { class: "num" }, fixed(alert.score, 3)),
+      node("td", { class: "num" }, money(alert.amount)),
+      node("td", {}, alert.model_version),
+      node("td", { class: `verdict ${verdict}` }, verdict || "—"),
+    );
+    row.addEventListener("click", () => select(alert.transaction_id));
+    row.addEventListener("keydown", (event) => event.key === "Enter" && select(alert.transaction_id));
+    rowNodes.set(alert.transaction_id, { row, look });
+    return row;
+  }
+
   function renderQueue(fresh) {
     const rows = $("alert-rows");
     const ordered = [...state.alerts.values()].sort((a, b) => (sortKey(a) < sortKey(b) ? 1 : -1));
-    rows.replaceChildren(
-      ...ordered.map((alert) => {
-        const verdict = alert.verdict ? alert.verdict.verdict : "";
-        const row = node("tr", { "data-id": alert.transaction_id, tabindex: "0" });
-        if (fresh && fresh.has(alert.transaction_id)) row.classList.add("fresh");
-        if (alert.transaction_id === state.selected) row.classList.add("selected");
-        row.append(
-          node("td", {}, utc(alert.event_time)),
-          node("td", { class: "mono" }, alert.transaction_id),
-          node("td", { class: "num" }, fixed(alert.score, 3)),
-          node("td", { class: "num" }, money(alert.amount)),
-          node("td", {}, alert.model_version),
-          node("td", { class: `verdict ${verdict}` }, verdict || "—"),
-        );
-        row.addEventListener("click", () => select(alert.transaction_id));
-        row.addEventListener("keydown", (event) => event.key === "Enter" && select(alert.transaction_id));
-        return row;
-      }),
-    );
+    const wanted = ordered.map((alert) => {
+      const row = rowFor(alert);
+      row.classList.toggle("fresh", Boolean(fresh && fresh.has(alert.transaction_id)));
+      row.classList.toggle("selected", alert.transaction_id === state.selected);
+      return row;
+    });
+    for (const id of rowNodes.keys()) if (!state.alerts.has(id)) rowNodes.delete(id);
+    const shown = rows.children;
+    if (shown.length !== wanted.length || wanted.some((row, index) => shown[index] !== row)) {
+      rows.replaceChildren(...wanted);
+    }
     $("queue-empty").hidden = state.alerts.size > 0;
     $("older").hidden = !state.cursor;
   }
